@@ -1,0 +1,130 @@
+"""Entropy coding of byte planes with zstd; zero, constant and incompressible planes are special-cased.
+
+Layout of an encoded plane set: u8 plane count, then per plane a mode byte and a u64 length,
+then the plane payloads in order. Modes: RAW (bytes as is), ZSTD (one zstd frame), ZERO (no
+payload), CONST (one byte repeated).
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import zstandard
+
+_PLANE_ENTRY = struct.Struct("<BQ")
+_SAMPLE = 1 << 16  # bytes compressed to judge whether a plane is worth compressing
+_INCOMPRESSIBLE = 0.97
+
+
+class PlaneMode(IntEnum):
+    RAW = 0
+    ZSTD = 1
+    ZERO = 2
+    CONST = 3
+
+
+@dataclass(frozen=True)
+class PlaneCodecConfig:
+    """zstd level and effort; `exhaustive` compresses every plane fully (no sampling)."""
+
+    level: int = 1
+    exhaustive: bool = False
+
+
+_local = threading.local()
+
+
+def _compressor(level: int) -> zstandard.ZstdCompressor:
+    cache = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    comp = cache.get(level)
+    if comp is None:
+        params = zstandard.ZstdCompressionParameters.from_level(level, write_content_size=True,
+                                                                 enable_ldm=level >= 19)
+        comp = cache[level] = zstandard.ZstdCompressor(compression_params=params)
+    return comp
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    dec = getattr(_local, "decompressor", None)
+    if dec is None:
+        dec = _local.decompressor = zstandard.ZstdDecompressor()
+    return dec
+
+
+def encode_plane(plane: np.ndarray, config: PlaneCodecConfig) -> tuple[PlaneMode, bytes]:
+    """Best of ZERO/CONST/ZSTD/RAW for one plane."""
+    if plane.size == 0:
+        return PlaneMode.RAW, b""
+    first = plane[0]
+    if not plane.any():
+        return PlaneMode.ZERO, b""
+    if plane.size > 1 and (plane == first).all():
+        return PlaneMode.CONST, bytes([int(first)])
+    comp = _compressor(config.level)
+    if not config.exhaustive and plane.size > 4 * _SAMPLE:
+        sample = comp.compress(plane[:_SAMPLE].data)
+        if len(sample) >= _INCOMPRESSIBLE * _SAMPLE:
+            return PlaneMode.RAW, plane.tobytes()
+    packed = comp.compress(plane.data)
+    if len(packed) >= _INCOMPRESSIBLE * plane.size:
+        return PlaneMode.RAW, plane.tobytes()
+    return PlaneMode.ZSTD, packed
+
+
+def encode_planes(planes: list[np.ndarray], config: PlaneCodecConfig) -> bytes:
+    """Encode planes into one buffer (see module docstring for the layout)."""
+    encoded = [encode_plane(p, config) for p in planes]
+    head = bytearray([len(planes)])
+    for mode, payload in encoded:
+        head += _PLANE_ENTRY.pack(int(mode), len(payload))
+    return b"".join([bytes(head), *(payload for _, payload in encoded)])
+
+
+def decode_planes(buf: memoryview, plane_size: int) -> list[np.ndarray]:
+    """Decode planes of `plane_size` bytes each; raises ValueError on malformed input."""
+    if len(buf) < 1:
+        raise ValueError("empty plane table")
+    count = buf[0]
+    pos = 1
+    entries = []
+    for _ in range(count):
+        if pos + _PLANE_ENTRY.size > len(buf):
+            raise ValueError("truncated plane table")
+        mode, length = _PLANE_ENTRY.unpack_from(buf, pos)
+        entries.append((PlaneMode(mode), length))
+        pos += _PLANE_ENTRY.size
+    planes = []
+    for mode, length in entries:
+        payload = buf[pos : pos + length]
+        if len(payload) != length:
+            raise ValueError("truncated plane payload")
+        pos += length
+        planes.append(_decode_plane(mode, payload, plane_size))
+    if pos != len(buf):
+        raise ValueError("trailing bytes after planes")
+    return planes
+
+
+def _decode_plane(mode: PlaneMode, payload: memoryview, size: int) -> np.ndarray:
+    if mode is PlaneMode.ZERO:
+        return np.zeros(size, dtype=np.uint8)
+    if mode is PlaneMode.CONST:
+        if len(payload) != 1:
+            raise ValueError("bad constant plane")
+        return np.full(size, payload[0], dtype=np.uint8)
+    if mode is PlaneMode.RAW:
+        data = payload
+    else:
+        try:
+            data = _decompressor().decompress(payload, max_output_size=size)
+        except zstandard.ZstdError as exc:
+            raise ValueError(f"zstd: {exc}") from exc
+    if len(data) != size:
+        raise ValueError(f"plane has {len(data)} bytes, expected {size}")
+    return np.frombuffer(data, dtype=np.uint8)

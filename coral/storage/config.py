@@ -1,0 +1,44 @@
+"""`StoreConfig`: how the local store chunks, encodes and caches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from coral.delta.plane_codec import PlaneCodecConfig
+
+MODES = ("fast", "default", "max")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Chunking and encoding settings.
+
+    mode: "fast" (zstd -1, XOR only), "default" (zstd 1, XOR, FULL tried when the delta is
+    poor), "max" (zstd 19 + long matching, every lossless encoding tried, linear prediction).
+    """
+
+    chunk_bytes: int = 4 << 20
+    max_chain_depth: int = 8
+    mode: str = "default"
+    workers: int = 0  # 0 = one per CPU
+    cache_bytes: int = 256 << 20
+    fsync: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown store mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.chunk_bytes < 4096:
+            raise ValueError("chunk_bytes must be at least 4096")
+
+    @property
+    def codec(self) -> PlaneCodecConfig:
+        if self.mode == "fast":
+            return PlaneCodecConfig(level=-1)
+        if self.mode == "max":
+            return PlaneCodecConfig(level=19, exhaustive=True)
+        return PlaneCodecConfig(level=1)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or max(1, os.cpu_count() or 1)

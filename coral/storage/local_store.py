@@ -1,0 +1,488 @@
+"""`LocalStore`: the content-addressed object store on the local filesystem.
+
+Layout under `root`: `<kind>/<2 hex>/<62 hex>` for every object kind ("tensor", "chunk",
+"tree", "commit", ...) and `tmp/` for writes in progress. See docs/FORMAT.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from coral.core.dtypes import is_float, numpy_dtype
+from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
+from coral.core.weight_tensor import WeightMetadata, WeightTensor
+from coral.delta import transforms
+from coral.errors import CorruptObjectError, InvalidNameError, ObjectNotFoundError
+from coral.storage.atomic import atomic_write, fsync_dirs
+from coral.storage.base import CHUNK, TENSOR, GCReport, ObjectStats, StoreStats, WeightStore
+from coral.storage.chunk_cache import ChunkCache
+from coral.storage.chunk_format import ChunkEncoding, decode_chunk, encode_chunk, parse_header
+from coral.storage.config import StoreConfig
+from coral.storage.manifest import TensorManifest
+
+_DELTA_GOOD_ENOUGH = 0.5  # a delta this small (vs raw) is not worth comparing with FULL
+
+
+@dataclass
+class _ChunkJob:
+    """One chunk to write: its raw bytes and the reference chunks it may delta against."""
+
+    chunk_id: str
+    raw: np.ndarray
+    dtype: str
+    itemsize: int
+    ref_id: str | None
+
+
+class LocalStore(WeightStore):
+    """Objects as files; tensors chunked, each chunk FULL or a delta against a reference chunk."""
+
+    def __init__(self, root: Path | str, config: StoreConfig | None = None) -> None:
+        self.root = Path(root)
+        self.config = config or StoreConfig()
+        self.tmp_dir = self.root / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._cache = ChunkCache(self.config.cache_bytes)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # -- paths ---------------------------------------------------------------------------------
+    def path_of(self, kind: str, object_id: str) -> Path:
+        """File of an object (whether or not it exists)."""
+        if not kind.isidentifier() or not is_hash(object_id):
+            raise InvalidNameError(f"not an object name: {kind}/{object_id}")
+        return self.root / kind / object_id[:2] / object_id[2:]
+
+    def _ids(self, kind: str) -> Iterator[str]:
+        base = self.root / kind
+        if not base.is_dir():
+            return
+        for sub in sorted(base.iterdir()):
+            if len(sub.name) == 2 and sub.is_dir():
+                for f in sorted(sub.iterdir()):
+                    oid = sub.name + f.name
+                    if is_hash(oid):
+                        yield oid
+
+    def _read_file(self, kind: str, object_id: str) -> bytes:
+        path = self.path_of(kind, object_id)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"{kind} {object_id} is not in the store ({self.root})") from None
+
+    def _write(self, kind: str, object_id: str, data: bytes | memoryview) -> Path:
+        path = self.path_of(kind, object_id)
+        atomic_write(path, data, self.tmp_dir, fsync=self.config.fsync)
+        return path.parent
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.worker_count, thread_name_prefix="coral-store")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the worker threads (the store stays usable; they restart on demand)."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    # -- tensors: write ------------------------------------------------------------------------
+    def store(self, weight: WeightTensor, reference: str | None = None) -> str:
+        return self.store_many([(weight, reference)])[0]
+
+    def store_many(self, items: Iterable[tuple[WeightTensor, str | None]]) -> list[str]:
+        """Store tensors, encoding their chunks in parallel with a bounded number in flight."""
+        ids: list[str] = []
+        dirs: set[Path] = set()
+        in_flight: list[Future[Path | None]] = []
+        limit = 2 * self.config.worker_count
+        for weight, reference in items:
+            tid = weight.compute_hash()
+            ids.append(tid)
+            if self.exists(tid):
+                continue
+            manifest, jobs = self._plan(weight, reference)
+            chunk_futures = []
+            for job in jobs:
+                while len(in_flight) >= limit:
+                    done = in_flight.pop(0).result()
+                    if done is not None:
+                        dirs.add(done)
+                fut = self.pool.submit(self._write_chunk, job)
+                in_flight.append(fut)
+                chunk_futures.append(fut)
+            for fut in chunk_futures:
+                done = fut.result()
+                if done is not None:
+                    dirs.add(done)
+            dirs.add(self._write(TENSOR, tid, manifest.encode()))
+        for fut in in_flight:
+            done = fut.result()
+            if done is not None:
+                dirs.add(done)
+        if self.config.fsync:
+            fsync_dirs(dirs | {d.parent for d in dirs})
+        return ids
+
+    def _plan(self, weight: WeightTensor, reference: str | None) -> tuple[TensorManifest, list[_ChunkJob]]:
+        dtype = weight.metadata.dtype_name
+        itemsize = weight.dtype.itemsize
+        chunk_bytes = max(1, self.config.chunk_bytes // itemsize) * itemsize
+        raw = weight.data.reshape(-1).view(np.uint8)
+        ref_chunks = self._reference_chunks(reference, dtype, raw.nbytes, chunk_bytes)
+        jobs = []
+        for i, start in enumerate(range(0, raw.nbytes, chunk_bytes)):
+            piece = raw[start : start + chunk_bytes]
+            ref_id = ref_chunks[i] if ref_chunks else None
+            jobs.append(_ChunkJob(hash_chunk(piece.data), piece, dtype, itemsize, ref_id))
+        manifest = TensorManifest(dtype, weight.shape, chunk_bytes, tuple(j.chunk_id for j in jobs))
+        return manifest, jobs
+
+    def _reference_chunks(self, reference: str | None, dtype: str, nbytes: int,
+                          chunk_bytes: int) -> tuple[str, ...] | None:
+        if reference is None or not self.exists(reference):
+            return None
+        try:
+            ref = self._manifest(reference)
+        except CorruptObjectError:
+            return None
+        if ref.dtype != dtype or ref.nbytes != nbytes or ref.chunk_bytes != chunk_bytes:
+            return None
+        return ref.chunks
+
+    def _write_chunk(self, job: _ChunkJob) -> Path | None:
+        if self.path_of(CHUNK, job.chunk_id).exists():
+            return None
+        data, depth = self._encode_best(job)
+        parent = self._write(CHUNK, job.chunk_id, data)
+        self._cache.put(job.chunk_id, job.raw.copy(), depth)
+        return parent
+
+    def _encode_best(self, job: _ChunkJob) -> tuple[bytes, int]:
+        codec = self.config.codec
+        full = lambda: encode_chunk(job.raw, job.itemsize, ChunkEncoding.FULL, codec, dtype=job.dtype)  # noqa: E731
+        ref = self._reference(job)
+        if ref is None:
+            return full(), 0
+        ref_id, ref_raw, ref_depth = ref
+        depth = ref_depth + 1
+        common = {"dtype": job.dtype, "refs": (ref_id,), "ref_data": (ref_raw,), "depth": depth}
+        best = encode_chunk(job.raw, job.itemsize, ChunkEncoding.XOR, codec, **common)
+        candidates = [best]
+        mode = self.config.mode
+        if mode == "max":
+            if transforms.supports_int_diff(job.itemsize):
+                candidates.append(encode_chunk(job.raw, job.itemsize, ChunkEncoding.INT_DIFF, codec, **common))
+            grand = self._grand_reference(ref_id, ref_depth)
+            if grand is not None and transforms.supports_predict(job.dtype):
+                candidates.append(encode_chunk(
+                    job.raw, job.itemsize, ChunkEncoding.PREDICT, codec, dtype=job.dtype,
+                    refs=(ref_id, grand[0]), ref_data=(ref_raw, grand[1]), depth=max(depth, grand[2] + 1)))
+        if mode == "max" or len(best) > _DELTA_GOOD_ENOUGH * job.raw.nbytes or not is_float(job.dtype):
+            candidates.append(full())
+        best = min(candidates, key=len)
+        return best, parse_header(best).depth
+
+    def _reference(self, job: _ChunkJob) -> tuple[str, np.ndarray, int] | None:
+        if job.ref_id is None or job.ref_id == job.chunk_id:
+            return None
+        try:
+            raw, depth = self._chunk_raw(job.ref_id)
+        except (ObjectNotFoundError, CorruptObjectError):
+            return None
+        if depth >= self.config.max_chain_depth or raw.nbytes != job.raw.nbytes:
+            return None
+        return job.ref_id, raw, depth
+
+    def _grand_reference(self, ref_id: str, ref_depth: int) -> tuple[str, np.ndarray, int] | None:
+        """The reference of our reference, for linear prediction from two previous versions."""
+        if ref_depth == 0 or ref_depth + 1 >= self.config.max_chain_depth:
+            return None
+        head = parse_header(self._read_file(CHUNK, ref_id))
+        if head.encoding is not ChunkEncoding.XOR:
+            return None
+        raw, depth = self._chunk_raw(head.refs[0])
+        return head.refs[0], raw, depth
+
+    # -- tensors: read -------------------------------------------------------------------------
+    def _manifest(self, tensor_id: str) -> TensorManifest:
+        data = self._read_file(TENSOR, tensor_id)
+        try:
+            return TensorManifest.decode(data)
+        except ValueError as exc:
+            raise CorruptObjectError(tensor_id, str(self.path_of(TENSOR, tensor_id)), str(exc)) from None
+
+    def _chunk_raw(self, chunk_id: str) -> tuple[np.ndarray, int]:
+        """A chunk's verified raw bytes and chain depth (decoding its references as needed)."""
+        cached = self._cache.get(chunk_id)
+        if cached is not None:
+            return cached
+        raw, depth = self._decode_verified(chunk_id)
+        self._cache.put(chunk_id, raw, depth)
+        return raw, depth
+
+    def _decode_verified(self, chunk_id: str, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        data = self._read_file(CHUNK, chunk_id)
+        path = str(self.path_of(CHUNK, chunk_id))
+        try:
+            head = parse_header(data)
+            if out is not None and out.nbytes != head.raw_len:
+                raise ValueError(f"chunk has {head.raw_len} bytes, the tensor expects {out.nbytes}")
+            raw = decode_chunk(data, self._reference_raw, out=out)
+        except ValueError as exc:
+            raise CorruptObjectError(chunk_id, path, str(exc)) from None
+        except ObjectNotFoundError as exc:
+            raise CorruptObjectError(chunk_id, path, f"its delta reference is missing: {exc.message}") from None
+        if hash_chunk(raw.data) != chunk_id:
+            raise CorruptObjectError(chunk_id, path, "content does not match its hash")
+        return raw, head.depth
+
+    def _reference_raw(self, chunk_id: str) -> np.ndarray:
+        return self._chunk_raw(chunk_id)[0]
+
+    def load(self, tensor_id: str, name: str | None = None, *, lazy: bool = False) -> WeightTensor:
+        manifest = self._manifest(tensor_id)
+        meta = WeightMetadata(name=name or "", shape=manifest.shape, dtype=numpy_dtype(manifest.dtype),
+                              hash=tensor_id)
+        if lazy:
+            return WeightTensor(metadata=meta, loader=lambda: self._read_tensor(tensor_id, manifest))
+        return WeightTensor(self._read_tensor(tensor_id, manifest), meta)
+
+    def _read_tensor(self, tensor_id: str, manifest: TensorManifest) -> np.ndarray:
+        missing = [c for c in dict.fromkeys(manifest.chunks) if not self.path_of(CHUNK, c).is_file()]
+        if missing:
+            raise CorruptObjectError(tensor_id, str(self.path_of(TENSOR, tensor_id)),
+                                     f"{len(missing)} of its chunks are missing (first: {missing[0]})")
+        out = np.empty(manifest.nbytes, dtype=np.uint8)
+        spans = [manifest.chunk_span(i) for i in range(len(manifest.chunks))]
+        if len(spans) == 1:
+            self._decode_verified(manifest.chunks[0], out[spans[0][0] : spans[0][1]])
+        elif spans:
+            futures = [self.pool.submit(self._decode_verified, cid, out[a:b])
+                       for cid, (a, b) in zip(manifest.chunks, spans, strict=True)]
+            for fut in futures:
+                fut.result()
+        hasher = TensorHasher(manifest.dtype, manifest.shape)
+        hasher.update(out.data)
+        if hasher.hexdigest() != tensor_id:
+            raise CorruptObjectError(tensor_id, str(self.path_of(TENSOR, tensor_id)),
+                                     "tensor content does not match its hash")
+        return out.view(numpy_dtype(manifest.dtype)).reshape(manifest.shape)
+
+    def manifest(self, tensor_id: str) -> TensorManifest:
+        """The tensor's manifest (dtype, shape, chunk ids) without reading its data."""
+        return self._manifest(tensor_id)
+
+    def exists(self, tensor_id: str) -> bool:
+        return is_hash(tensor_id) and self.path_of(TENSOR, tensor_id).is_file()
+
+    def delete(self, tensor_id: str) -> bool:
+        try:
+            self.path_of(TENSOR, tensor_id).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def list(self) -> list[str]:
+        return list(self._ids(TENSOR))
+
+    # -- statistics ----------------------------------------------------------------------------
+    def chunk_info(self, chunk_id: str) -> tuple[int, str, int]:
+        """(stored bytes, encoding label, chain depth) of one chunk, from its header."""
+        path = self.path_of(CHUNK, chunk_id)
+        try:
+            with open(path, "rb") as fh:
+                head = parse_header(fh.read(4096))
+            return path.stat().st_size, head.encoding.label, head.depth
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"chunk {chunk_id} is missing ({path})") from None
+        except ValueError as exc:
+            raise CorruptObjectError(chunk_id, str(path), str(exc)) from None
+
+    def stats(self, tensor_id: str | None = None) -> ObjectStats | StoreStats:
+        if tensor_id is not None:
+            return self.tensor_stats(tensor_id)
+        return self.store_stats()
+
+    def tensor_stats(self, tensor_id: str) -> ObjectStats:
+        manifest = self._manifest(tensor_id)
+        infos = [self.chunk_info(c) for c in dict.fromkeys(manifest.chunks)]
+        encodings = Counter(label for _, label, _ in infos)
+        label = next(iter(encodings)) if len(encodings) == 1 else (
+            "mixed(" + ",".join(f"{k}={v}" for k, v in sorted(encodings.items())) + ")")
+        return ObjectStats(
+            object_id=tensor_id,
+            raw_bytes=manifest.nbytes,
+            stored_bytes=sum(size for size, _, _ in infos) + len(manifest.encode()),
+            encoding=label if infos else "empty",
+            chain_depth=max((d for _, _, d in infos), default=0),
+            chunks=len(manifest.chunks),
+        )
+
+    def store_stats(self) -> StoreStats:
+        st = StoreStats()
+        for tid in self._ids(TENSOR):
+            st.tensors += 1
+            try:
+                st.raw_bytes += self._manifest(tid).nbytes
+            except CorruptObjectError:
+                continue
+        encodings: Counter[str] = Counter()
+        for cid in self._ids(CHUNK):
+            try:
+                size, label, _ = self.chunk_info(cid)
+            except CorruptObjectError:
+                continue
+            st.chunks += 1
+            st.stored_bytes += size
+            encodings[label] += 1
+        st.encodings = dict(encodings)
+        return st
+
+    # -- blobs ---------------------------------------------------------------------------------
+    def put_blob(self, kind: str, data: bytes) -> str:
+        blob_id = hash_blob(kind, data)
+        path = self.path_of(kind, blob_id)
+        if not path.exists():
+            parent = self._write(kind, blob_id, data)
+            if self.config.fsync:
+                fsync_dirs([parent, parent.parent])
+        return blob_id
+
+    def get_blob(self, kind: str, blob_id: str) -> bytes:
+        data = self._read_file(kind, blob_id)
+        if hash_blob(kind, data) != blob_id:
+            raise CorruptObjectError(blob_id, str(self.path_of(kind, blob_id)),
+                                     f"{kind} content does not match its hash")
+        return data
+
+    def has_blob(self, kind: str, blob_id: str) -> bool:
+        return is_hash(blob_id) and self.path_of(kind, blob_id).is_file()
+
+    def list_blobs(self, kind: str) -> list[str]:
+        return list(self._ids(kind))
+
+    # -- raw transfer --------------------------------------------------------------------------
+    def read_raw(self, kind: str, object_id: str) -> bytes:
+        return self._read_file(kind, object_id)
+
+    def dependencies(self, kind: str, object_id: str) -> list[tuple[str, str]]:
+        if kind == TENSOR:
+            return [(CHUNK, c) for c in dict.fromkeys(self._manifest(object_id).chunks)]
+        if kind == CHUNK:
+            try:
+                head = parse_header(self._read_file(CHUNK, object_id))
+            except ValueError as exc:
+                raise CorruptObjectError(object_id, str(self.path_of(CHUNK, object_id)), str(exc)) from None
+            return [(CHUNK, r) for r in head.refs]
+        return []
+
+    def write_raw(self, kind: str, object_id: str, data: bytes) -> None:
+        """Install an object from another store; it is verified in `tmp/` before it is visible."""
+        path = self.path_of(kind, object_id)
+        if path.exists():
+            return
+        if kind == CHUNK:
+            try:
+                raw = decode_chunk(data, self._reference_raw)
+            except ValueError as exc:
+                raise CorruptObjectError(object_id, None, f"received chunk is invalid: {exc}") from None
+            if hash_chunk(raw.data) != object_id:
+                raise CorruptObjectError(object_id, None, "received chunk does not match its hash")
+        elif kind == TENSOR:
+            try:
+                manifest = TensorManifest.decode(data)
+            except ValueError as exc:
+                raise CorruptObjectError(object_id, None, f"received manifest is invalid: {exc}") from None
+            self._read_tensor(object_id, manifest)
+        elif hash_blob(kind, data) != object_id:
+            raise CorruptObjectError(object_id, None, f"received {kind} does not match its hash")
+        parent = self._write(kind, object_id, data)
+        if self.config.fsync:
+            fsync_dirs([parent, parent.parent])
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def live_chunks(self, tensors: Iterable[str]) -> set[str]:
+        """Every chunk the given tensors need, delta references included."""
+        live: set[str] = set()
+        stack: list[str] = []
+        for tid in tensors:
+            try:
+                stack.extend(self._manifest(tid).chunks)
+            except (ObjectNotFoundError, CorruptObjectError):
+                continue
+        while stack:
+            cid = stack.pop()
+            if cid in live:
+                continue
+            live.add(cid)
+            try:
+                stack.extend(r for _, r in self.dependencies(CHUNK, cid))
+            except (ObjectNotFoundError, CorruptObjectError):
+                continue
+        return live
+
+    def gc(self, live_tensors: set[str], live_blobs: dict[str, set[str]],
+           grace_seconds: float = 0.0) -> GCReport:
+        """Delete unreachable objects older than `grace_seconds` (kinds absent from live_blobs are kept)."""
+        report = GCReport()
+        cutoff = time.time() - grace_seconds
+        keep = {TENSOR: set(live_tensors), CHUNK: self.live_chunks(live_tensors)}
+        keep.update({k: set(v) for k, v in live_blobs.items()})
+        for kind, live in keep.items():
+            for oid in list(self._ids(kind)):
+                if oid in live:
+                    continue
+                path = self.path_of(kind, oid)
+                try:
+                    st = path.stat()
+                    if st.st_mtime > cutoff:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                self._cache.discard(oid)
+                report.removed[kind] = report.removed.get(kind, 0) + 1
+                report.freed_bytes += st.st_size
+        for tmp in self.tmp_dir.glob("*.tmp"):
+            try:
+                if tmp.stat().st_mtime < time.time() - 3600:
+                    tmp.unlink()
+            except FileNotFoundError:
+                pass
+        return report
+
+    def verify(self, kind: str, object_id: str) -> None:
+        if kind == TENSOR:
+            self._read_tensor(object_id, self._manifest(object_id))
+        elif kind == CHUNK:
+            self._cache.discard(object_id)
+            self._decode_verified(object_id)
+        else:
+            self.get_blob(kind, object_id)
+
+    def kinds(self) -> list[str]:
+        """Object kinds present in the store."""
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != "tmp")
+
+    def describe(self) -> dict[str, object]:
+        """Settings and location, for `coral stats --verbose`."""
+        return {"root": str(self.root), "config": json.loads(json.dumps(self.config.__dict__))}
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)

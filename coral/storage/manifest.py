@@ -1,0 +1,57 @@
+"""Tensor manifests: dtype, shape and the ordered chunk ids of a stored tensor."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from coral.core.dtypes import numpy_dtype
+from coral.core.hashing import is_hash
+
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TensorManifest:
+    dtype: str
+    shape: tuple[int, ...]
+    chunk_bytes: int
+    chunks: tuple[str, ...]
+
+    @property
+    def nbytes(self) -> int:
+        n = numpy_dtype(self.dtype).itemsize
+        for d in self.shape:
+            n *= d
+        return n
+
+    def chunk_span(self, index: int) -> tuple[int, int]:
+        """Byte offsets [start, end) of chunk `index` in the tensor's raw bytes."""
+        start = index * self.chunk_bytes
+        return start, min(start + self.chunk_bytes, self.nbytes)
+
+    def encode(self) -> bytes:
+        doc = {"format": MANIFEST_VERSION, "dtype": self.dtype, "shape": list(self.shape),
+               "chunk_bytes": self.chunk_bytes, "chunks": list(self.chunks)}
+        return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> TensorManifest:
+        """Parse a manifest; ValueError when it is malformed."""
+        try:
+            doc = json.loads(data)
+            if doc["format"] != MANIFEST_VERSION:
+                raise ValueError(f"unknown manifest format {doc['format']}")
+            m = cls(doc["dtype"], tuple(int(d) for d in doc["shape"]), int(doc["chunk_bytes"]),
+                    tuple(doc["chunks"]))
+            numpy_dtype(m.dtype)
+        except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"malformed manifest: {exc}") from exc
+        except Exception as exc:
+            raise ValueError(f"malformed manifest: {exc}") from exc
+        expected = -(-m.nbytes // m.chunk_bytes) if m.nbytes else 0
+        if m.chunk_bytes <= 0 or len(m.chunks) != expected or not all(map(is_hash, m.chunks)):
+            raise ValueError("manifest chunk list does not match the tensor size")
+        if any(d < 0 for d in m.shape):
+            raise ValueError("negative dimension in manifest")
+        return m
