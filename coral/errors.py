@@ -40,7 +40,9 @@ class AmbiguousRefError(CoralError):
 
 
 class InvalidNameError(CoralError):
-    default_hint = "names may use letters, digits and . _ - / but no '..', leading '/', or control characters"
+    default_hint = (
+        "names may use letters, digits and . _ - / but no '..', leading '/', or control characters"
+    )
 
 
 class ObjectNotFoundError(CoralError):
@@ -50,7 +52,9 @@ class ObjectNotFoundError(CoralError):
 class CorruptObjectError(CoralError):
     """An object's bytes no longer hash to its name (or cannot be decoded)."""
 
-    default_hint = "run `coral fsck` for a full report; restore the object from a remote with `coral pull`"
+    default_hint = (
+        "run `coral fsck` for a full report; restore the object from a remote with `coral pull`"
+    )
 
     def __init__(self, object_id: str, path: str | None, reason: str, hint: str | None = None):
         where = f" ({path})" if path else ""

@@ -23,7 +23,9 @@ def tensor_header(dtype: str, shape: tuple[int, ...]) -> bytes:
     return f"coral.tensor.v1\0{dtype}\0{dims}\0".encode()
 
 
-def hash_tensor_bytes(dtype: str, shape: tuple[int, ...], parts: Iterable[memoryview | bytes]) -> str:
+def hash_tensor_bytes(
+    dtype: str, shape: tuple[int, ...], parts: Iterable[memoryview | bytes]
+) -> str:
     """Hash of a tensor given its canonical dtype name, shape and raw little-endian bytes."""
     parts = list(parts) if not isinstance(parts, list) else parts
     size = sum(memoryview(p).nbytes for p in parts)

@@ -91,7 +91,9 @@ class WeightTensor:
                 layer_type=layer_type,
                 model_name=model_name,
             )
-        elif data is not None and (tuple(data.shape) != metadata.shape or dtype_name(data.dtype) != metadata.dtype_name):
+        elif data is not None and (
+            tuple(data.shape) != metadata.shape or dtype_name(data.dtype) != metadata.dtype_name
+        ):
             metadata = replace(metadata, shape=tuple(data.shape), dtype=data.dtype, hash=None)
         self._data = data
         self._loader = loader
@@ -110,7 +112,9 @@ class WeightTensor:
     def data(self, value: np.ndarray) -> None:
         self._data = canonical_array(np.asarray(value))
         self._loader = None
-        self.metadata = replace(self.metadata, shape=tuple(self._data.shape), dtype=self._data.dtype, hash=None)
+        self.metadata = replace(
+            self.metadata, shape=tuple(self._data.shape), dtype=self._data.dtype, hash=None
+        )
 
     @property
     def is_loaded(self) -> bool:
@@ -142,7 +146,7 @@ class WeightTensor:
     def compute_hash(self, force: bool = False) -> str:
         """BLAKE3-256 of (dtype, shape, raw little-endian C-order bytes); cached in metadata."""
         if self.metadata.hash is None or force:
-            raw = memoryview(self.data.reshape(-1).view(np.uint8))
+            raw = self.data.reshape(-1).view(np.uint8).data
             self.metadata.hash = hash_tensor_bytes(self.metadata.dtype_name, self.shape, [raw])
         return self.metadata.hash
 
@@ -156,7 +160,8 @@ class WeightTensor:
 
     def __repr__(self) -> str:
         state = "" if self.is_loaded else ", lazy"
-        return f"WeightTensor(name={self.name!r}, shape={self.shape}, dtype={self.metadata.dtype_name}{state})"
+        dtype = self.metadata.dtype_name
+        return f"WeightTensor(name={self.name!r}, shape={self.shape}, dtype={dtype}{state})"
 
 
 def as_weight_tensor(value: Any, name: str) -> WeightTensor:
@@ -164,7 +169,11 @@ def as_weight_tensor(value: Any, name: str) -> WeightTensor:
     if isinstance(value, WeightTensor):
         if value.name != name:
             meta = replace(value.metadata, name=name)
-            return WeightTensor(value.data, meta) if value.is_loaded else WeightTensor(metadata=meta, loader=lambda: value.data)
+            return (
+                WeightTensor(value.data, meta)
+                if value.is_loaded
+                else WeightTensor(metadata=meta, loader=lambda: value.data)
+            )
         return value
     if isinstance(value, np.ndarray) or np.isscalar(value):
         return WeightTensor(np.asarray(value), name=name)

@@ -83,8 +83,12 @@ class DeltaEncoder:
         self.config = config or DeltaConfig()
         self._codec = PlaneCodecConfig(level=self.config.compression_level)
 
-    def encode_delta(self, weight: WeightTensor, reference: WeightTensor,
-                     second_reference: WeightTensor | None = None) -> Delta:
+    def encode_delta(
+        self,
+        weight: WeightTensor,
+        reference: WeightTensor,
+        second_reference: WeightTensor | None = None,
+    ) -> Delta:
         """Encode `weight` against `reference` (and `second_reference` for PREDICTIVE)."""
         _check_compatible(weight, reference)
         kind = self.config.delta_type
@@ -92,7 +96,7 @@ class DeltaEncoder:
         itemsize = weight.dtype.itemsize
         raw = _raw(weight)
         ref = _raw(reference)
-        refs = (reference.compute_hash(),)
+        refs: tuple[str, ...] = (reference.compute_hash(),)
         meta: dict[str, Any] = {}
         if kind is DeltaType.XOR:
             body = transforms.xor(raw, ref)
@@ -110,16 +114,29 @@ class DeltaEncoder:
             refs = (*refs, second_reference.compute_hash())
         else:
             return self._encode_quantized(weight, reference, kind)
-        return Delta(kind, encode_planes(split_planes(body, itemsize), self._codec), weight.shape,
-                     dtype, refs, weight.compute_hash(), meta)
+        return Delta(
+            kind,
+            encode_planes(split_planes(body, itemsize), self._codec),
+            weight.shape,
+            dtype,
+            refs,
+            weight.compute_hash(),
+            meta,
+        )
 
-    def decode_delta(self, delta: Delta, reference: WeightTensor,
-                     second_reference: WeightTensor | None = None, name: str | None = None) -> WeightTensor:
+    def decode_delta(
+        self,
+        delta: Delta,
+        reference: WeightTensor,
+        second_reference: WeightTensor | None = None,
+        name: str | None = None,
+    ) -> WeightTensor:
         """Rebuild the tensor; bit-exact for lossless types."""
         if reference.shape != delta.shape or reference.metadata.dtype_name != delta.dtype:
             raise ShapeMismatchError(
                 f"reference is {reference.metadata.dtype_name}{list(reference.shape)}, "
-                f"the delta needs {delta.dtype}{list(delta.shape)}")
+                f"the delta needs {delta.dtype}{list(delta.shape)}"
+            )
         np_dtype = numpy_dtype(delta.dtype)
         kind = delta.delta_type
         if not kind.is_lossless:
@@ -135,14 +152,22 @@ class DeltaEncoder:
             else:
                 if second_reference is None:
                     raise ValueError("PREDICTIVE needs second_reference to decode")
-                out = transforms.xor(body, transforms.prediction(ref, _raw(second_reference), delta.dtype))
+                out = transforms.xor(
+                    body, transforms.prediction(ref, _raw(second_reference), delta.dtype)
+                )
             values = out.view(np_dtype).reshape(delta.shape)
-        meta = WeightMetadata(name=name or reference.name, shape=delta.shape, dtype=np_dtype,
-                              compression_info={"delta_type": kind.value, "lossless": kind.is_lossless})
+        meta = WeightMetadata(
+            name=name or reference.name,
+            shape=delta.shape,
+            dtype=np_dtype,
+            compression_info={"delta_type": kind.value, "lossless": kind.is_lossless},
+        )
         return WeightTensor(values, meta)
 
     # -- lossy --------------------------------------------------------------------------------
-    def _encode_quantized(self, weight: WeightTensor, reference: WeightTensor, kind: DeltaType) -> Delta:
+    def _encode_quantized(
+        self, weight: WeightTensor, reference: WeightTensor, kind: DeltaType
+    ) -> Delta:
         dtype = weight.metadata.dtype_name
         if not is_float(dtype):
             raise ShapeMismatchError(f"{kind.name} needs a float dtype, not {dtype}")
@@ -153,10 +178,18 @@ class DeltaEncoder:
         scale = peak / levels if peak > 0 else 1.0
         q = np.clip(np.rint(np.where(finite, diff, 0.0) / scale), -levels, levels)
         q = q.astype(np.int8 if levels == 127 else np.int16)
-        body = encode_planes(split_planes(q.reshape(-1).view(np.uint8), q.dtype.itemsize), self._codec)
-        return Delta(kind, _SCALE.pack(scale) + body, weight.shape, dtype,
-                     (reference.compute_hash(),), weight.compute_hash(),
-                     {"scale": scale, "max_abs_error": scale / 2})
+        body = encode_planes(
+            split_planes(q.reshape(-1).view(np.uint8), q.dtype.itemsize), self._codec
+        )
+        return Delta(
+            kind,
+            _SCALE.pack(scale) + body,
+            weight.shape,
+            dtype,
+            (reference.compute_hash(),),
+            weight.compute_hash(),
+            {"scale": scale, "max_abs_error": scale / 2},
+        )
 
     def _decode_quantized(self, delta: Delta, reference: WeightTensor) -> np.ndarray:
         (scale,) = _SCALE.unpack_from(delta.data, 0)
@@ -176,4 +209,5 @@ def _check_compatible(a: WeightTensor, b: WeightTensor) -> None:
     if a.shape != b.shape or a.metadata.dtype_name != b.metadata.dtype_name:
         raise ShapeMismatchError(
             f"cannot delta {a.name or 'tensor'} {a.metadata.dtype_name}{list(a.shape)} against "
-            f"{b.name or 'reference'} {b.metadata.dtype_name}{list(b.shape)}")
+            f"{b.name or 'reference'} {b.metadata.dtype_name}{list(b.shape)}"
+        )

@@ -45,14 +45,14 @@ def prediction(ref1: np.ndarray, ref2: np.ndarray, dtype: str) -> np.ndarray:
     """Bits of r1 + (r1 - r2), the linear extrapolation of two previous versions."""
     np_dtype = numpy_dtype(dtype)
     work = np.float64 if np_dtype.itemsize == 8 else np.float32
-    a = ref1.view(np_dtype).astype(work)
-    b = ref2.view(np_dtype).astype(work)
+    a: np.ndarray = ref1.view(np_dtype).astype(work)
+    b: np.ndarray = ref2.view(np_dtype).astype(work)
     with np.errstate(all="ignore"):
         pred = (a + (a - b)).astype(np_dtype)
     return pred.view(np.uint8)
 
 
-def _widest_view(size: int) -> type[np.unsignedinteger]:
+def _widest_view(size: int) -> type:
     for width in (8, 4, 2):
         if size % width == 0:
             return _UINT[width]

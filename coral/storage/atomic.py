@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes | memoryview, tmp_dir: Path, *, fsync: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | memoryview, tmp_dir: Path, *, fsync: bool = True
+) -> None:
     """Write `data` to `path` so that readers see either nothing or all of it."""
     tmp = tmp_dir / f"{path.name}.{uuid.uuid4().hex}.tmp"
     with open(tmp, "wb") as fh:

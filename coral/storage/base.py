@@ -9,6 +9,7 @@ Objects are immutable and named by the BLAKE3-256 of their canonical content. Ki
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -67,7 +68,7 @@ class WeightStore(ABC):
         Returns the tensor id (== weight.compute_hash()). Storing an existing tensor is free.
         """
 
-    def store_many(self, items: Iterable[tuple[WeightTensor, str | None]]) -> list[str]:
+    def store_many(self, items: Iterable[tuple[WeightTensor, str | None]]) -> builtins.list[str]:
         """Store several (weight, reference) pairs; implementations parallelise."""
         return [self.store(w, ref) for w, ref in items]
 
@@ -83,7 +84,7 @@ class WeightStore(ABC):
         """Remove a tensor manifest (its chunks go at the next `gc`)."""
 
     @abstractmethod
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         """Ids of every stored tensor."""
 
     @abstractmethod
@@ -100,7 +101,7 @@ class WeightStore(ABC):
     def has_blob(self, kind: str, blob_id: str) -> bool: ...
 
     @abstractmethod
-    def list_blobs(self, kind: str) -> list[str]: ...
+    def list_blobs(self, kind: str) -> builtins.list[str]: ...
 
     # -- raw transfer (remotes) --------------------------------------------------------------
     @abstractmethod
@@ -112,7 +113,7 @@ class WeightStore(ABC):
         """Install an object's stored bytes (from another store); verified before it is visible."""
 
     @abstractmethod
-    def dependencies(self, kind: str, object_id: str) -> list[tuple[str, str]]:
+    def dependencies(self, kind: str, object_id: str) -> builtins.list[tuple[str, str]]:
         """Objects this one needs to be readable: a tensor's chunks, a delta chunk's reference."""
 
     def iter_objects(self, kind: str) -> Iterator[str]:

@@ -3,6 +3,9 @@
     magic "CRLK" | u8 version | u8 encoding | u8 dtype code | u8 itemsize | u8 depth | u64 raw_len
     | u8 ref_count | ref_count x 32-byte reference chunk ids | 16-byte checksum | plane buffer
 
+`depth` is the delta-chain depth for delta chunks (1 + the reference's, when written) and, for
+FULL chunks, the length of the reverse-delta run that ends at this chunk.
+
 The checksum is the BLAKE3 (first 16 bytes) of every other byte of the file, so any flipped
 byte is caught even where it would not change the decoded content (depth, plane modes).
 
@@ -22,7 +25,12 @@ import numpy as np
 
 from coral.core.dtypes import supported_dtype_names
 from coral.delta import transforms
-from coral.delta.plane_codec import PlaneCodecConfig, decode_planes, encode_planes
+from coral.delta.plane_codec import (
+    PlaneCodecConfig,
+    decode_planes,
+    decode_planes_sparse,
+    encode_planes,
+)
 from coral.delta.planes import join_planes, split_planes
 
 MAGIC = b"CRLK"
@@ -69,7 +77,9 @@ def parse_header(buf: bytes | memoryview) -> ChunkHeader:
     end = _HEAD.size + 32 * nrefs + _SUM
     if len(buf) < end:
         raise ValueError("truncated chunk references")
-    refs = tuple(bytes(buf[_HEAD.size + 32 * i : _HEAD.size + 32 * (i + 1)]).hex() for i in range(nrefs))
+    refs = tuple(
+        bytes(buf[_HEAD.size + 32 * i : _HEAD.size + 32 * (i + 1)]).hex() for i in range(nrefs)
+    )
     if itemsize == 0 or raw_len % itemsize:
         raise ValueError("chunk length is not a whole number of elements")
     if dcode >= len(_DTYPES):
@@ -97,8 +107,9 @@ def encode_chunk(
         body = transforms.int_diff(raw, ref_data[0], itemsize)
     else:
         body = transforms.xor(raw, transforms.prediction(ref_data[0], ref_data[1], dtype))
-    head = _HEAD.pack(MAGIC, VERSION, int(encoding), _DTYPES.index(dtype), itemsize, depth, raw.size,
-                      len(refs))
+    head = _HEAD.pack(
+        MAGIC, VERSION, int(encoding), _DTYPES.index(dtype), itemsize, depth, raw.size, len(refs)
+    )
     prefix = head + b"".join(bytes.fromhex(r) for r in refs)
     planes = encode_planes(split_planes(body, itemsize), codec)
     return prefix + _checksum(prefix, planes) + planes
@@ -114,6 +125,17 @@ def verify_checksum(buf: bytes | memoryview, head: ChunkHeader) -> None:
     start = head.header_len - _SUM
     if bytes(view[start : head.header_len]) != _checksum(view[:start], view[head.header_len :]):
         raise ValueError("chunk checksum mismatch")
+
+
+def chunk_planes(
+    buf: bytes | memoryview, *, check: bool = True
+) -> tuple[ChunkHeader, list[np.ndarray | None]]:
+    """Header and (sparse) planes of a chunk's stored body, before undoing its transform."""
+    view = memoryview(buf)
+    head = parse_header(view)
+    if check:
+        verify_checksum(view, head)
+    return head, decode_planes_sparse(view[head.header_len :], head.raw_len // head.itemsize)
 
 
 def decode_chunk(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from coral.delta.plane_codec import PlaneCodecConfig
+from coral.delta.plane_codec import LITERAL, PlaneCodecConfig
 
 MODES = ("fast", "default", "max")
 
@@ -14,12 +14,18 @@ MODES = ("fast", "default", "max")
 class StoreConfig:
     """Chunking and encoding settings.
 
-    mode: "fast" (zstd -1, XOR only), "default" (zstd 1, XOR, FULL tried when the delta is
-    poor), "max" (zstd 19 + long matching, every lossless encoding tried, linear prediction).
+    mode: "fast" (literal-tuned zstd, XOR delta whenever a reference exists), "default"
+    (literal-tuned zstd, XOR, FULL tried when the delta is poor), "max" (zstd 19 + long
+    matching or literal coding, whichever is smaller per plane; every lossless encoding
+    tried, linear prediction).
+    reverse_deltas: keep the newest version of a chunk FULL and turn the version it replaces
+    into an XOR delta against it (as git packs do), so the newest commit reads fastest; older
+    versions chain forward to the next FULL chunk, at most `max_chain_depth` steps away.
     """
 
     chunk_bytes: int = 4 << 20
     max_chain_depth: int = 8
+    reverse_deltas: bool = True
     mode: str = "default"
     workers: int = 0  # 0 = one per CPU
     cache_bytes: int = 256 << 20
@@ -33,11 +39,9 @@ class StoreConfig:
 
     @property
     def codec(self) -> PlaneCodecConfig:
-        if self.mode == "fast":
-            return PlaneCodecConfig(level=-1)
         if self.mode == "max":
             return PlaneCodecConfig(level=19, exhaustive=True)
-        return PlaneCodecConfig(level=1)
+        return PlaneCodecConfig(level=LITERAL)
 
     @property
     def worker_count(self) -> int:

@@ -6,8 +6,8 @@ Layout under `root`: `<kind>/<2 hex>/<62 hex>` for every object kind ("tensor", 
 
 from __future__ import annotations
 
+import builtins
 import json
-import os
 import threading
 import time
 from collections import Counter
@@ -22,11 +22,19 @@ from coral.core.dtypes import is_float, numpy_dtype
 from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
 from coral.core.weight_tensor import WeightMetadata, WeightTensor
 from coral.delta import transforms
+from coral.delta.planes import join_planes, split_planes
 from coral.errors import CorruptObjectError, InvalidNameError, ObjectNotFoundError
 from coral.storage.atomic import atomic_write, fsync_dirs
 from coral.storage.base import CHUNK, TENSOR, GCReport, ObjectStats, StoreStats, WeightStore
 from coral.storage.chunk_cache import ChunkCache
-from coral.storage.chunk_format import ChunkEncoding, decode_chunk, encode_chunk, parse_header
+from coral.storage.chunk_format import (
+    ChunkEncoding,
+    ChunkHeader,
+    chunk_planes,
+    decode_chunk,
+    encode_chunk,
+    parse_header,
+)
 from coral.storage.config import StoreConfig
 from coral.storage.manifest import TensorManifest
 
@@ -79,7 +87,9 @@ class LocalStore(WeightStore):
         try:
             return path.read_bytes()
         except FileNotFoundError:
-            raise ObjectNotFoundError(f"{kind} {object_id} is not in the store ({self.root})") from None
+            raise ObjectNotFoundError(
+                f"{kind} {object_id} is not in the store ({self.root})"
+            ) from None
 
     def _write(self, kind: str, object_id: str, data: bytes | memoryview) -> Path:
         path = self.path_of(kind, object_id)
@@ -90,7 +100,9 @@ class LocalStore(WeightStore):
     def pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.config.worker_count, thread_name_prefix="coral-store")
+                self._pool = ThreadPoolExecutor(
+                    self.config.worker_count, thread_name_prefix="coral-store"
+                )
             return self._pool
 
     def close(self) -> None:
@@ -104,7 +116,7 @@ class LocalStore(WeightStore):
     def store(self, weight: WeightTensor, reference: str | None = None) -> str:
         return self.store_many([(weight, reference)])[0]
 
-    def store_many(self, items: Iterable[tuple[WeightTensor, str | None]]) -> list[str]:
+    def store_many(self, items: Iterable[tuple[WeightTensor, str | None]]) -> builtins.list[str]:
         """Store tensors, encoding their chunks in parallel with a bounded number in flight."""
         ids: list[str] = []
         dirs: set[Path] = set()
@@ -138,7 +150,9 @@ class LocalStore(WeightStore):
             fsync_dirs(dirs | {d.parent for d in dirs})
         return ids
 
-    def _plan(self, weight: WeightTensor, reference: str | None) -> tuple[TensorManifest, list[_ChunkJob]]:
+    def _plan(
+        self, weight: WeightTensor, reference: str | None
+    ) -> tuple[TensorManifest, list[_ChunkJob]]:
         dtype = weight.metadata.dtype_name
         itemsize = weight.dtype.itemsize
         chunk_bytes = max(1, self.config.chunk_bytes // itemsize) * itemsize
@@ -152,8 +166,9 @@ class LocalStore(WeightStore):
         manifest = TensorManifest(dtype, weight.shape, chunk_bytes, tuple(j.chunk_id for j in jobs))
         return manifest, jobs
 
-    def _reference_chunks(self, reference: str | None, dtype: str, nbytes: int,
-                          chunk_bytes: int) -> tuple[str, ...] | None:
+    def _reference_chunks(
+        self, reference: str | None, dtype: str, nbytes: int, chunk_bytes: int
+    ) -> tuple[str, ...] | None:
         if reference is None or not self.exists(reference):
             return None
         try:
@@ -167,32 +182,99 @@ class LocalStore(WeightStore):
     def _write_chunk(self, job: _ChunkJob) -> Path | None:
         if self.path_of(CHUNK, job.chunk_id).exists():
             return None
+        if self.config.reverse_deltas:
+            reverse = self._reverse_candidate(job)
+            if reverse is not None:
+                ref_id, ref_raw, run, ref_size = reverse
+                if run + 1 < self.config.max_chain_depth:
+                    return self._write_reversed(job, ref_id, ref_raw, run, ref_size)
+                return self._write_full(job)  # the run is long enough: start a new one
         data, depth = self._encode_best(job)
         parent = self._write(CHUNK, job.chunk_id, data)
         self._cache.put(job.chunk_id, job.raw.copy(), depth)
         return parent
 
+    def _write_full(self, job: _ChunkJob, run: int = 0) -> Path:
+        data = encode_chunk(
+            job.raw, job.itemsize, ChunkEncoding.FULL, self.config.codec, dtype=job.dtype, depth=run
+        )
+        parent = self._write(CHUNK, job.chunk_id, data)
+        self._cache.put(job.chunk_id, job.raw.copy(), 0)
+        return parent
+
+    def _reverse_candidate(self, job: _ChunkJob) -> tuple[str, np.ndarray, int, int] | None:
+        """(id, raw, run, stored size) of the reference chunk when it is FULL and the same size."""
+        if job.ref_id is None or job.ref_id == job.chunk_id:
+            return None
+        path = self.path_of(CHUNK, job.ref_id)
+        try:
+            with open(path, "rb") as fh:
+                head = parse_header(fh.read(4096))
+            size = path.stat().st_size
+            if head.encoding is not ChunkEncoding.FULL or head.raw_len != job.raw.nbytes:
+                return None
+            raw, _ = self._chunk_raw(job.ref_id)
+        except (OSError, ValueError, ObjectNotFoundError, CorruptObjectError):
+            return None
+        return job.ref_id, raw, head.depth, size
+
+    def _write_reversed(
+        self, job: _ChunkJob, ref_id: str, ref_raw: np.ndarray, run: int, ref_size: int
+    ) -> Path:
+        """Write the new chunk FULL, then re-encode the older one as an XOR delta against it."""
+        codec = self.config.codec
+        parent = self._write_full(job, run + 1)
+        older = encode_chunk(
+            ref_raw,
+            job.itemsize,
+            ChunkEncoding.XOR,
+            codec,
+            dtype=job.dtype,
+            refs=(job.chunk_id,),
+            ref_data=(job.raw,),
+            depth=1,
+        )
+        if len(older) < ref_size:
+            self._write(CHUNK, ref_id, older)  # same name: the content is unchanged
+            self._cache.put(ref_id, ref_raw, 1)
+        return parent
+
     def _encode_best(self, job: _ChunkJob) -> tuple[bytes, int]:
         codec = self.config.codec
-        full = lambda: encode_chunk(job.raw, job.itemsize, ChunkEncoding.FULL, codec, dtype=job.dtype)  # noqa: E731
+        def full() -> bytes:
+            return encode_chunk(job.raw, job.itemsize, ChunkEncoding.FULL, codec, dtype=job.dtype)
+
         ref = self._reference(job)
         if ref is None:
             return full(), 0
         ref_id, ref_raw, ref_depth = ref
         depth = ref_depth + 1
-        common = {"dtype": job.dtype, "refs": (ref_id,), "ref_data": (ref_raw,), "depth": depth}
-        best = encode_chunk(job.raw, job.itemsize, ChunkEncoding.XOR, codec, **common)
+        def delta(encoding: ChunkEncoding) -> bytes:
+            return encode_chunk(job.raw, job.itemsize, encoding, codec, dtype=job.dtype,
+                                refs=(ref_id,), ref_data=(ref_raw,), depth=depth)
+
+        best = delta(ChunkEncoding.XOR)
         candidates = [best]
         mode = self.config.mode
         if mode == "max":
             if transforms.supports_int_diff(job.itemsize):
-                candidates.append(encode_chunk(job.raw, job.itemsize, ChunkEncoding.INT_DIFF, codec, **common))
+                candidates.append(delta(ChunkEncoding.INT_DIFF))
             grand = self._grand_reference(ref_id, ref_depth)
             if grand is not None and transforms.supports_predict(job.dtype):
-                candidates.append(encode_chunk(
-                    job.raw, job.itemsize, ChunkEncoding.PREDICT, codec, dtype=job.dtype,
-                    refs=(ref_id, grand[0]), ref_data=(ref_raw, grand[1]), depth=max(depth, grand[2] + 1)))
-        if mode == "max" or len(best) > _DELTA_GOOD_ENOUGH * job.raw.nbytes or not is_float(job.dtype):
+                candidates.append(
+                    encode_chunk(
+                        job.raw,
+                        job.itemsize,
+                        ChunkEncoding.PREDICT,
+                        codec,
+                        dtype=job.dtype,
+                        refs=(ref_id, grand[0]),
+                        ref_data=(ref_raw, grand[1]),
+                        depth=max(depth, grand[2] + 1),
+                    )
+                )
+        poor = len(best) > _DELTA_GOOD_ENOUGH * job.raw.nbytes or not is_float(job.dtype)
+        if mode == "max" or (mode == "default" and poor):
             candidates.append(full())
         best = min(candidates, key=len)
         return best, parse_header(best).depth
@@ -204,6 +286,8 @@ class LocalStore(WeightStore):
             raw, depth = self._chunk_raw(job.ref_id)
         except (ObjectNotFoundError, CorruptObjectError):
             return None
+        if depth and self.config.reverse_deltas:
+            depth = self.chain_depth(job.ref_id)
         if depth >= self.config.max_chain_depth or raw.nbytes != job.raw.nbytes:
             return None
         return job.ref_id, raw, depth
@@ -224,7 +308,9 @@ class LocalStore(WeightStore):
         try:
             return TensorManifest.decode(data)
         except ValueError as exc:
-            raise CorruptObjectError(tensor_id, str(self.path_of(TENSOR, tensor_id)), str(exc)) from None
+            raise CorruptObjectError(
+                tensor_id, str(self.path_of(TENSOR, tensor_id)), str(exc)
+            ) from None
 
     def _chunk_raw(self, chunk_id: str) -> tuple[np.ndarray, int]:
         """A chunk's verified raw bytes and chain depth (decoding its references as needed)."""
@@ -235,7 +321,59 @@ class LocalStore(WeightStore):
         self._cache.put(chunk_id, raw, depth)
         return raw, depth
 
-    def _decode_verified(self, chunk_id: str, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    def _decode_verified(
+        self, chunk_id: str, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Decode and verify a chunk: XOR chains in plane space, anything else level by level."""
+        try:
+            fast = self._decode_xor_chain(chunk_id, out)
+        except (OSError, ValueError, ObjectNotFoundError, CorruptObjectError):
+            fast = None
+        if fast is not None and hash_chunk(fast[0].data) == chunk_id:
+            return fast
+        return self._decode_strict(chunk_id, out)
+
+    def _decode_xor_chain(
+        self, chunk_id: str, out: np.ndarray | None
+    ) -> tuple[np.ndarray, int] | None:
+        """XOR the planes of every chunk along the chain down to a FULL (or cached) chunk.
+
+        All-zero planes (the high bytes of most XOR deltas) cost nothing. Returns None when the
+        chain holds another encoding; the caller verifies the result against the chunk's name.
+        """
+        acc: list[np.ndarray | None] | None = None
+        current, depth, itemsize = chunk_id, 0, 1
+        while True:
+            cached = self._cache.get(current) if current != chunk_id else None
+            if cached is not None:
+                planes: list[np.ndarray | None] = list(split_planes(cached[0], itemsize))
+                head = None
+            else:
+                head, planes = chunk_planes(
+                    self._read_file(CHUNK, current), check=current == chunk_id
+                )
+                itemsize = head.itemsize
+            acc = (
+                planes
+                if acc is None
+                else [_xor_planes(a, b) for a, b in zip(acc, planes, strict=True)]
+            )
+            if head is None or head.encoding is ChunkEncoding.FULL:
+                break
+            if head.encoding is not ChunkEncoding.XOR or depth > 4 * self.config.max_chain_depth:
+                return None
+            current = head.refs[0]
+            depth += 1
+        size = next((p.size for p in acc if p is not None), None)
+        if size is None:  # every plane is zero
+            raw_len = parse_header(self._read_file(CHUNK, chunk_id)[:4096]).raw_len
+            size = raw_len // itemsize
+        full = [np.zeros(size, np.uint8) if p is None else p for p in acc]
+        return join_planes(full, out), depth
+
+    def _decode_strict(
+        self, chunk_id: str, out: np.ndarray | None = None
+    ) -> tuple[np.ndarray, int]:
         data = self._read_file(CHUNK, chunk_id)
         path = str(self.path_of(CHUNK, chunk_id))
         try:
@@ -246,41 +384,56 @@ class LocalStore(WeightStore):
         except ValueError as exc:
             raise CorruptObjectError(chunk_id, path, str(exc)) from None
         except ObjectNotFoundError as exc:
-            raise CorruptObjectError(chunk_id, path, f"its delta reference is missing: {exc.message}") from None
+            raise CorruptObjectError(
+                chunk_id, path, f"its delta reference is missing: {exc.message}"
+            ) from None
         if hash_chunk(raw.data) != chunk_id:
             raise CorruptObjectError(chunk_id, path, "content does not match its hash")
-        return raw, head.depth
+        return raw, 0 if head.encoding is ChunkEncoding.FULL else head.depth
 
     def _reference_raw(self, chunk_id: str) -> np.ndarray:
         return self._chunk_raw(chunk_id)[0]
 
     def load(self, tensor_id: str, name: str | None = None, *, lazy: bool = False) -> WeightTensor:
         manifest = self._manifest(tensor_id)
-        meta = WeightMetadata(name=name or "", shape=manifest.shape, dtype=numpy_dtype(manifest.dtype),
-                              hash=tensor_id)
+        meta = WeightMetadata(
+            name=name or "", shape=manifest.shape, dtype=numpy_dtype(manifest.dtype), hash=tensor_id
+        )
         if lazy:
-            return WeightTensor(metadata=meta, loader=lambda: self._read_tensor(tensor_id, manifest))
+            return WeightTensor(
+                metadata=meta, loader=lambda: self._read_tensor(tensor_id, manifest)
+            )
         return WeightTensor(self._read_tensor(tensor_id, manifest), meta)
 
     def _read_tensor(self, tensor_id: str, manifest: TensorManifest) -> np.ndarray:
-        missing = [c for c in dict.fromkeys(manifest.chunks) if not self.path_of(CHUNK, c).is_file()]
+        missing = [
+            c for c in dict.fromkeys(manifest.chunks) if not self.path_of(CHUNK, c).is_file()
+        ]
         if missing:
-            raise CorruptObjectError(tensor_id, str(self.path_of(TENSOR, tensor_id)),
-                                     f"{len(missing)} of its chunks are missing (first: {missing[0]})")
+            raise CorruptObjectError(
+                tensor_id,
+                str(self.path_of(TENSOR, tensor_id)),
+                f"{len(missing)} of its chunks are missing (first: {missing[0]})",
+            )
         out = np.empty(manifest.nbytes, dtype=np.uint8)
         spans = [manifest.chunk_span(i) for i in range(len(manifest.chunks))]
         if len(spans) == 1:
             self._decode_verified(manifest.chunks[0], out[spans[0][0] : spans[0][1]])
         elif spans:
-            futures = [self.pool.submit(self._decode_verified, cid, out[a:b])
-                       for cid, (a, b) in zip(manifest.chunks, spans, strict=True)]
+            futures = [
+                self.pool.submit(self._decode_verified, cid, out[a:b])
+                for cid, (a, b) in zip(manifest.chunks, spans, strict=True)
+            ]
             for fut in futures:
                 fut.result()
         hasher = TensorHasher(manifest.dtype, manifest.shape)
         hasher.update(out.data)
         if hasher.hexdigest() != tensor_id:
-            raise CorruptObjectError(tensor_id, str(self.path_of(TENSOR, tensor_id)),
-                                     "tensor content does not match its hash")
+            raise CorruptObjectError(
+                tensor_id,
+                str(self.path_of(TENSOR, tensor_id)),
+                "tensor content does not match its hash",
+            )
         return out.view(numpy_dtype(manifest.dtype)).reshape(manifest.shape)
 
     def manifest(self, tensor_id: str) -> TensorManifest:
@@ -297,17 +450,33 @@ class LocalStore(WeightStore):
             return False
         return True
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         return list(self._ids(TENSOR))
 
     # -- statistics ----------------------------------------------------------------------------
-    def chunk_info(self, chunk_id: str) -> tuple[int, str, int]:
-        """(stored bytes, encoding label, chain depth) of one chunk, from its header."""
+    def _header(self, chunk_id: str) -> ChunkHeader:
         path = self.path_of(CHUNK, chunk_id)
         try:
             with open(path, "rb") as fh:
-                head = parse_header(fh.read(4096))
-            return path.stat().st_size, head.encoding.label, head.depth
+                return parse_header(fh.read(4096))
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"chunk {chunk_id} is missing ({path})") from None
+        except ValueError as exc:
+            raise CorruptObjectError(chunk_id, str(path), str(exc)) from None
+
+    def chain_depth(self, chunk_id: str) -> int:
+        """How many delta steps separate a chunk from a FULL one (longest path, from headers)."""
+        head = self._header(chunk_id)
+        if head.encoding is ChunkEncoding.FULL:
+            return 0
+        return 1 + max(self.chain_depth(r) for r in head.refs)
+
+    def chunk_info(self, chunk_id: str) -> tuple[int, str, int]:
+        """(stored bytes, encoding label, chain depth) of one chunk, from the headers."""
+        path = self.path_of(CHUNK, chunk_id)
+        try:
+            head = self._header(chunk_id)
+            return path.stat().st_size, head.encoding.label, self.chain_depth(chunk_id)
         except FileNotFoundError:
             raise ObjectNotFoundError(f"chunk {chunk_id} is missing ({path})") from None
         except ValueError as exc:
@@ -322,8 +491,11 @@ class LocalStore(WeightStore):
         manifest = self._manifest(tensor_id)
         infos = [self.chunk_info(c) for c in dict.fromkeys(manifest.chunks)]
         encodings = Counter(label for _, label, _ in infos)
-        label = next(iter(encodings)) if len(encodings) == 1 else (
-            "mixed(" + ",".join(f"{k}={v}" for k, v in sorted(encodings.items())) + ")")
+        label = (
+            next(iter(encodings))
+            if len(encodings) == 1
+            else ("mixed(" + ",".join(f"{k}={v}" for k, v in sorted(encodings.items())) + ")")
+        )
         return ObjectStats(
             object_id=tensor_id,
             raw_bytes=manifest.nbytes,
@@ -366,28 +538,31 @@ class LocalStore(WeightStore):
     def get_blob(self, kind: str, blob_id: str) -> bytes:
         data = self._read_file(kind, blob_id)
         if hash_blob(kind, data) != blob_id:
-            raise CorruptObjectError(blob_id, str(self.path_of(kind, blob_id)),
-                                     f"{kind} content does not match its hash")
+            raise CorruptObjectError(
+                blob_id, str(self.path_of(kind, blob_id)), f"{kind} content does not match its hash"
+            )
         return data
 
     def has_blob(self, kind: str, blob_id: str) -> bool:
         return is_hash(blob_id) and self.path_of(kind, blob_id).is_file()
 
-    def list_blobs(self, kind: str) -> list[str]:
+    def list_blobs(self, kind: str) -> builtins.list[str]:
         return list(self._ids(kind))
 
     # -- raw transfer --------------------------------------------------------------------------
     def read_raw(self, kind: str, object_id: str) -> bytes:
         return self._read_file(kind, object_id)
 
-    def dependencies(self, kind: str, object_id: str) -> list[tuple[str, str]]:
+    def dependencies(self, kind: str, object_id: str) -> builtins.list[tuple[str, str]]:
         if kind == TENSOR:
             return [(CHUNK, c) for c in dict.fromkeys(self._manifest(object_id).chunks)]
         if kind == CHUNK:
             try:
                 head = parse_header(self._read_file(CHUNK, object_id))
             except ValueError as exc:
-                raise CorruptObjectError(object_id, str(self.path_of(CHUNK, object_id)), str(exc)) from None
+                raise CorruptObjectError(
+                    object_id, str(self.path_of(CHUNK, object_id)), str(exc)
+                ) from None
             return [(CHUNK, r) for r in head.refs]
         return []
 
@@ -400,14 +575,18 @@ class LocalStore(WeightStore):
             try:
                 raw = decode_chunk(data, self._reference_raw)
             except ValueError as exc:
-                raise CorruptObjectError(object_id, None, f"received chunk is invalid: {exc}") from None
+                raise CorruptObjectError(
+                    object_id, None, f"received chunk is invalid: {exc}"
+                ) from None
             if hash_chunk(raw.data) != object_id:
                 raise CorruptObjectError(object_id, None, "received chunk does not match its hash")
         elif kind == TENSOR:
             try:
                 manifest = TensorManifest.decode(data)
             except ValueError as exc:
-                raise CorruptObjectError(object_id, None, f"received manifest is invalid: {exc}") from None
+                raise CorruptObjectError(
+                    object_id, None, f"received manifest is invalid: {exc}"
+                ) from None
             self._read_tensor(object_id, manifest)
         elif hash_blob(kind, data) != object_id:
             raise CorruptObjectError(object_id, None, f"received {kind} does not match its hash")
@@ -419,7 +598,7 @@ class LocalStore(WeightStore):
     def live_chunks(self, tensors: Iterable[str]) -> set[str]:
         """Every chunk the given tensors need, delta references included."""
         live: set[str] = set()
-        stack: list[str] = []
+        stack: builtins.list[str] = []
         for tid in tensors:
             try:
                 stack.extend(self._manifest(tid).chunks)
@@ -436,9 +615,13 @@ class LocalStore(WeightStore):
                 continue
         return live
 
-    def gc(self, live_tensors: set[str], live_blobs: dict[str, set[str]],
-           grace_seconds: float = 0.0) -> GCReport:
-        """Delete unreachable objects older than `grace_seconds` (kinds absent from live_blobs are kept)."""
+    def gc(
+        self, live_tensors: set[str], live_blobs: dict[str, set[str]], grace_seconds: float = 0.0
+    ) -> GCReport:
+        """Delete unreachable objects older than `grace_seconds`.
+
+        Kinds absent from `live_blobs` are left alone.
+        """
         report = GCReport()
         cutoff = time.time() - grace_seconds
         keep = {TENSOR: set(live_tensors), CHUNK: self.live_chunks(live_tensors)}
@@ -475,7 +658,7 @@ class LocalStore(WeightStore):
         else:
             self.get_blob(kind, object_id)
 
-    def kinds(self) -> list[str]:
+    def kinds(self) -> builtins.list[str]:
         """Object kinds present in the store."""
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != "tmp")
 
@@ -484,5 +667,9 @@ class LocalStore(WeightStore):
         return {"root": str(self.root), "config": json.loads(json.dumps(self.config.__dict__))}
 
 
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+def _xor_planes(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return np.bitwise_xor(a, b)

@@ -31,8 +31,13 @@ class TensorManifest:
         return start, min(start + self.chunk_bytes, self.nbytes)
 
     def encode(self) -> bytes:
-        doc = {"format": MANIFEST_VERSION, "dtype": self.dtype, "shape": list(self.shape),
-               "chunk_bytes": self.chunk_bytes, "chunks": list(self.chunks)}
+        doc = {
+            "format": MANIFEST_VERSION,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "chunk_bytes": self.chunk_bytes,
+            "chunks": list(self.chunks),
+        }
         return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
     @classmethod
@@ -42,8 +47,12 @@ class TensorManifest:
             doc = json.loads(data)
             if doc["format"] != MANIFEST_VERSION:
                 raise ValueError(f"unknown manifest format {doc['format']}")
-            m = cls(doc["dtype"], tuple(int(d) for d in doc["shape"]), int(doc["chunk_bytes"]),
-                    tuple(doc["chunks"]))
+            m = cls(
+                doc["dtype"],
+                tuple(int(d) for d in doc["shape"]),
+                int(doc["chunk_bytes"]),
+                tuple(doc["chunks"]),
+            )
             numpy_dtype(m.dtype)
         except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"malformed manifest: {exc}") from exc

@@ -1,4 +1,4 @@
-"""DeltaEncoder: lossless types are bit-exact for every dtype; lossy ones say so and stay bounded."""
+"""DeltaEncoder: lossless types are bit-exact for every dtype; lossy ones say so, stay bounded."""
 
 from __future__ import annotations
 
@@ -59,4 +59,6 @@ def test_lossy_types_are_named_and_bounded() -> None:
 
 def test_mismatched_reference_is_a_clear_error() -> None:
     with pytest.raises(ShapeMismatchError, match="cannot delta"):
-        DeltaEncoder().encode_delta(WeightTensor(np.zeros(3, np.float32)), WeightTensor(np.zeros(4, np.float32)))
+        DeltaEncoder().encode_delta(
+            WeightTensor(np.zeros(3, np.float32)), WeightTensor(np.zeros(4, np.float32))
+        )

@@ -15,7 +15,9 @@ shapes = st.one_of(
 
 
 @st.composite
-def tensors(draw: st.DrawFn, dtype: str | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray:
+def tensors(
+    draw: st.DrawFn, dtype: str | None = None, shape: tuple[int, ...] | None = None
+) -> np.ndarray:
     """An array whose bytes are arbitrary (NaN payloads, -0.0, inf, subnormals all occur)."""
     name = dtype or draw(st.sampled_from(supported_dtype_names()))
     dt = numpy_dtype(name)

@@ -26,7 +26,9 @@ def test_sigkill_during_writes_never_leaves_partial_objects(tmp_path: Path) -> N
     for i in range(KILLS):
         proc = subprocess.Popen(
             [sys.executable, "-m", "tests.storage.crash_writer", str(root), str(i * 1000)],
-            stdout=subprocess.PIPE, env=env, cwd=env["PYTHONPATH"],
+            stdout=subprocess.PIPE,
+            env=env,
+            cwd=env["PYTHONPATH"],
         )
         # Wait for the writer to be busy, then kill it at a random moment.
         assert proc.stdout is not None

@@ -17,7 +17,9 @@ from coral.storage.local_store import LocalStore
 
 def decode_per_spec(path: Path, ref_raw: bytes | None = None) -> tuple[int, bytes]:
     buf = path.read_bytes()
-    magic, version, enc, _dcode, itemsize, _depth, raw_len, nrefs = struct.unpack_from("<4sBBBBBQB", buf)
+    magic, version, enc, _dcode, itemsize, _depth, raw_len, nrefs = struct.unpack_from(
+        "<4sBBBBBQB", buf
+    )
     assert magic == b"CRLK" and version == 1
     pos = 18 + 32 * nrefs
     checksum = buf[pos : pos + 16]
@@ -32,8 +34,12 @@ def decode_per_spec(path: Path, ref_raw: bytes | None = None) -> tuple[int, byte
     for mode, length in entries:
         payload = buf[pos : pos + length]
         pos += length
-        plane = {0: lambda p: p, 1: lambda p: zstandard.ZstdDecompressor().decompress(p),
-                 2: lambda p: bytes(n), 3: lambda p: p * n}[mode](payload)
+        plane = {
+            0: lambda p: p,
+            1: lambda p: zstandard.ZstdDecompressor().decompress(p),
+            2: lambda p: bytes(n),
+            3: lambda p: p * n,
+        }[mode](payload)
         planes.append(np.frombuffer(plane, np.uint8))
     body = np.stack(planes, axis=1).reshape(-1).tobytes()
     if enc == 1:
@@ -58,11 +64,14 @@ def test_objects_decode_with_the_documented_format(tmp_path: Path) -> None:
     assert mb["dtype"] == "float32" and mb["shape"] == [1500] and mb["chunk_bytes"] == 4096
     header = b"coral.tensor.v1\0float32\0" + b"1500\0"
     assert blake3.blake3(header + b.tobytes()).hexdigest() == tid
-    rebuilt = b""
+    # Reverse deltas: the newer version is FULL, the older one an XOR delta against it.
+    newer, older = b"", b""
     for i, (ca, cb) in enumerate(zip(ma["chunks"], mb["chunks"], strict=True)):
-        _, ref_raw = decode_per_spec(tmp_path / "chunk" / ca[:2] / ca[2:])
-        enc, raw = decode_per_spec(tmp_path / "chunk" / cb[:2] / cb[2:], ref_raw)
-        assert blake3.blake3(b"coral.chunk.v1\0" + raw).hexdigest() == cb
-        assert enc == 1, f"chunk {i} should be an XOR delta"
-        rebuilt += raw
-    assert rebuilt == b.tobytes()
+        enc_new, raw_new = decode_per_spec(tmp_path / "chunk" / cb[:2] / cb[2:])
+        enc_old, raw_old = decode_per_spec(tmp_path / "chunk" / ca[:2] / ca[2:], raw_new)
+        assert (enc_new, enc_old) == (0, 1), f"chunk {i}: newest FULL, older XOR"
+        assert blake3.blake3(b"coral.chunk.v1\0" + raw_new).hexdigest() == cb
+        assert blake3.blake3(b"coral.chunk.v1\0" + raw_old).hexdigest() == ca
+        newer += raw_new
+        older += raw_old
+    assert newer == b.tobytes() and older == a.tobytes()

@@ -20,7 +20,9 @@ from coral.storage.local_store import LocalStore
 from .strategies import tensors
 
 SMALL_CHUNKS = StoreConfig(chunk_bytes=4096, fsync=False)
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 def new_store(tmp_path: Path, config: StoreConfig = SMALL_CHUNKS) -> LocalStore:
@@ -45,7 +47,9 @@ def test_round_trip_every_dtype_and_shape(tmp_path: Path, arr: np.ndarray) -> No
 
 @FAST
 @given(data=st.data(), dtype=st.sampled_from(supported_dtype_names()))
-def test_delta_against_any_same_shape_reference_is_exact(tmp_path: Path, data: st.DataObject, dtype: str) -> None:
+def test_delta_against_any_same_shape_reference_is_exact(
+    tmp_path: Path, data: st.DataObject, dtype: str
+) -> None:
     shape = data.draw(st.tuples(st.integers(1, 2000)))
     ref = data.draw(tensors(dtype, shape))
     new = data.draw(tensors(dtype, shape))
@@ -57,10 +61,16 @@ def test_delta_against_any_same_shape_reference_is_exact(tmp_path: Path, data: s
 
 
 def test_special_float_values_are_bit_exact(tmp_path: Path) -> None:
-    nan_payload = np.array([0x7FC00001, 0xFFC12345, 0x80000000, 0x00000001, 0x7F800000, 0xFF800000],
-                           dtype=np.uint32).view(np.float32)
-    for arr in (nan_payload, nan_payload.astype(ml_dtypes.bfloat16), np.array(-0.0, np.float64),
-                np.zeros((0, 3), np.float16), np.array([True, False])):
+    nan_payload = np.array(
+        [0x7FC00001, 0xFFC12345, 0x80000000, 0x00000001, 0x7F800000, 0xFF800000], dtype=np.uint32
+    ).view(np.float32)
+    for arr in (
+        nan_payload,
+        nan_payload.astype(ml_dtypes.bfloat16),
+        np.array(-0.0, np.float64),
+        np.zeros((0, 3), np.float16),
+        np.array([True, False]),
+    ):
         store = new_store(tmp_path)
         assert same_bits(store.load(store.store(WeightTensor(arr))).data, arr)
 
@@ -74,9 +84,35 @@ def test_big_endian_and_strided_input_is_normalised(tmp_path: Path) -> None:
     assert same_bits(store.load(a).data, base)
 
 
-def test_delta_is_chosen_when_smaller_and_chains_are_bounded(tmp_path: Path) -> None:
+def _sparse_updates(store: LocalStore, versions: int) -> tuple[list[str], np.ndarray]:
     rng = np.random.default_rng(0)
+    w = (rng.standard_normal(50_000) * 0.02).astype(np.float32)
+    ids = [store.store(WeightTensor(w))]
+    for _ in range(versions - 1):
+        w = w.copy()
+        w[rng.integers(0, w.size, 500)] += 1e-3  # a sparse update: XOR is tiny
+        ids.append(store.store(WeightTensor(w), reference=ids[-1]))
+    return ids, w
+
+
+def test_reverse_deltas_keep_the_newest_version_full(tmp_path: Path) -> None:
     config = StoreConfig(chunk_bytes=1 << 16, max_chain_depth=3, fsync=False)
+    store = new_store(tmp_path, config)
+    ids, newest = _sparse_updates(store, 7)
+    depths = [store.tensor_stats(t).chain_depth for t in ids]
+    assert depths == [2, 1, 0, 2, 1, 0, 0]  # newest FULL; runs of at most max_chain_depth
+    assert store.tensor_stats(ids[-1]).encoding == "full"
+    assert store.tensor_stats(ids[-3]).encoding == "xor"  # ids[-2] ended a run: stays FULL
+    assert store.tensor_stats(ids[-3]).stored_bytes < store.tensor_stats(ids[-2]).stored_bytes / 5
+    fresh = LocalStore(store.root, config)
+    assert same_bits(fresh.load(ids[-1]).data, newest)
+    for tid in ids:
+        fresh.verify(TENSOR, tid)
+
+
+def test_forward_delta_is_chosen_when_smaller_and_chains_are_bounded(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    config = StoreConfig(chunk_bytes=1 << 16, max_chain_depth=3, fsync=False, reverse_deltas=False)
     store = new_store(tmp_path, config)
     w = (rng.standard_normal(50_000) * 0.02).astype(np.float32)
     ids = [store.store(WeightTensor(w))]
@@ -104,7 +140,9 @@ def test_unrelated_reference_falls_back_to_full(tmp_path: Path) -> None:
 def test_identical_tensors_are_stored_once(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     arr = np.random.default_rng(2).standard_normal((64, 64)).astype(np.float32)
-    ids = store.store_many([(WeightTensor(arr, name="a"), None), (WeightTensor(arr.copy(), name="b"), None)])
+    ids = store.store_many(
+        [(WeightTensor(arr, name="a"), None), (WeightTensor(arr.copy(), name="b"), None)]
+    )
     assert ids[0] == ids[1]
     assert len(store.list()) == 1
     assert store.store_stats().chunks == 4  # 16 KiB in 4 KiB chunks, once
@@ -114,7 +152,9 @@ def _object_files(store: LocalStore) -> list[Path]:
     return [p for kind in (TENSOR, CHUNK) for p in (store.root / kind).rglob("*") if p.is_file()]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_any_single_byte_flip_is_detected(tmp_path: Path, data: st.DataObject) -> None:
     store = new_store(tmp_path)
@@ -184,16 +224,22 @@ def test_raw_transfer_between_stores_follows_dependencies(tmp_path: Path) -> Non
 
 
 def test_gc_keeps_live_tensors_and_their_delta_references(tmp_path: Path) -> None:
-    store = new_store(tmp_path)
     rng = np.random.default_rng(4)
     a = rng.standard_normal(3000).astype(np.float32)
-    old = store.store(WeightTensor(a))
-    new = store.store(WeightTensor(a + np.float32(1e-4)), reference=old)
-    dead = store.store(WeightTensor(rng.standard_normal(3000).astype(np.float32)))
-    report = store.gc({new}, {})
-    assert report.removed[TENSOR] == 2 and report.removed[CHUNK] == 3
-    assert not store.exists(old) and not store.exists(dead)
-    assert same_bits(LocalStore(store.root).load(new).data, a + np.float32(1e-4))
+    b = a + np.float32(1e-4)
+    for keep_newest in (True, False):
+        store = new_store(tmp_path)
+        old = store.store(WeightTensor(a))
+        new = store.store(WeightTensor(b), reference=old)  # old becomes a delta against new
+        dead = store.store(WeightTensor(rng.standard_normal(3000).astype(np.float32)))
+        live = new if keep_newest else old
+        report = store.gc({live}, {})
+        assert report.removed[TENSOR] == 2
+        # Keeping only the old version must keep the new chunks it is a delta against.
+        assert report.removed[CHUNK] == (6 if keep_newest else 3)
+        assert not store.exists(dead)
+        fresh = LocalStore(store.root)
+        assert same_bits(fresh.load(live).data, b if keep_newest else a)
 
 
 def test_gc_grace_period_spares_fresh_objects(tmp_path: Path) -> None:
