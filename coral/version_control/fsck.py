@@ -1,0 +1,267 @@
+"""Repository check: every object re-hashed, every reference resolvable.
+
+Problems are (kind, id, path, reason): `kind` is an object kind ("tensor", "chunk", "commit",
+"tree", "tag") or "ref" / "reflog" / "staging"; `id` the object id or ref name; `path` the
+object's file for damaged objects, or where in the history a missing object is referenced
+(`refs/heads/main`, `<commit>:<tensor name>`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from coral.errors import CoralError, CorruptObjectError, ObjectNotFoundError
+from coral.storage.base import CHUNK, TENSOR
+from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree
+
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
+
+
+class FsckProblem(NamedTuple):
+    kind: str
+    id: str
+    path: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f" ({self.path})" if self.path else ""
+        return f"{self.kind} {self.id}{where}: {self.reason}"
+
+
+@dataclass
+class FsckReport:
+    """Result of `Repository.fsck()`: `ok` when `problems` is empty."""
+
+    problems: list[FsckProblem] = field(default_factory=list)
+    warnings: list[FsckProblem] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, kind: str, object_id: str, path: str | None, reason: str) -> None:
+        problem = FsckProblem(kind, object_id, path, reason)
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": dict(self.checked),
+            "problems": [p._asdict() for p in self.problems],
+            "warnings": [w._asdict() for w in self.warnings],
+        }
+
+    def __str__(self) -> str:
+        if self.ok:
+            total = sum(self.checked.values())
+            return f"ok: {total} objects checked" + (
+                f", {len(self.warnings)} warning(s)" if self.warnings else ""
+            )
+        return "\n".join(str(p) for p in self.problems)
+
+
+def check_repository(repo: Repository, *, full: bool = True) -> FsckReport:
+    """Check the repository. `full=False` skips re-hashing every object (references only)."""
+    report = FsckReport()
+    checker = _Checker(repo, report)
+    if full:
+        checker.verify_all_objects()
+    checker.check_refs()
+    checker.walk_history()
+    return report
+
+
+class _Checker:
+    def __init__(self, repo: Repository, report: FsckReport) -> None:
+        self.repo = repo
+        self.store = repo.store
+        self.report = report
+        self.bad: set[tuple[str, str]] = set()
+        self.reachable_tensors: set[str] = set()
+
+    def _file(self, kind: str, object_id: str) -> str | None:
+        path_of = getattr(self.store, "path_of", None)
+        if callable(path_of):
+            try:
+                return str(path_of(kind, object_id))
+            except CoralError:
+                return None
+        return None
+
+    # -- every object ---------------------------------------------------------------------------
+    def verify_all_objects(self) -> None:
+        kinds_of = getattr(self.store, "kinds", None)
+        kinds = list(kinds_of()) if callable(kinds_of) else [TENSOR, CHUNK, COMMIT, TREE, TAG]
+        for kind in [CHUNK, TENSOR] + [k for k in kinds if k not in (CHUNK, TENSOR)]:
+            ids = list(self.store.iter_objects(kind))
+            self.report.checked[kind] = len(ids)
+            for oid in ids:
+                self._verify(kind, oid)
+
+    def _verify(self, kind: str, oid: str) -> None:
+        if kind == TENSOR:
+            missing = self._missing_chunks(oid)
+            if missing:
+                # reported by the history walk if a commit or the staging area needs it;
+                # an unreachable tensor with missing chunks is only garbage (gc removes it)
+                self.report.warnings.append(
+                    FsckProblem(
+                        kind,
+                        oid,
+                        self._file(kind, oid),
+                        f"{len(missing)} chunk(s) missing (first: {missing[0]})",
+                    )
+                )
+                self.bad.add((kind, oid))
+                return
+        try:
+            self.store.verify(kind, oid)
+        except CorruptObjectError as exc:
+            self.bad.add((kind, oid))
+            self.report.add(kind, oid, exc.path or self._file(kind, oid), exc.reason)
+        except ObjectNotFoundError:
+            pass  # removed while we listed (gc): not a problem
+        except Exception as exc:  # an undecodable object must not stop the check
+            self.bad.add((kind, oid))
+            self.report.add(kind, oid, self._file(kind, oid), f"cannot be read: {exc}")
+        if kind in (COMMIT, TREE, TAG) and (kind, oid) not in self.bad:
+            decoder = {COMMIT: Commit.decode, TREE: Tree.decode, TAG: Tag.decode}[kind]
+            try:
+                decoder(self.store.get_blob(kind, oid), oid)
+            except CorruptObjectError as exc:
+                self.bad.add((kind, oid))
+                self.report.add(kind, oid, self._file(kind, oid), exc.reason)
+            except ObjectNotFoundError:
+                pass
+
+    def _missing_chunks(self, tensor_id: str) -> list[str]:
+        try:
+            deps = self.store.dependencies(TENSOR, tensor_id)
+        except (CorruptObjectError, ObjectNotFoundError, ValueError):
+            return []  # the manifest itself is bad: verify() reports it
+        return [cid for _, cid in deps if not self.store.has_blob(CHUNK, cid)]
+
+    # -- refs -----------------------------------------------------------------------------------
+    def check_refs(self) -> None:
+        repo = self.repo
+        targets = repo.refs.all_ref_targets()
+        self.report.checked["ref"] = len(targets)
+        for ref, cid in targets.items():
+            self._need_commit(cid, "ref", ref, ref)
+        head = repo.refs.head()
+        if head.commit is not None:
+            self._need_commit(head.commit, "ref", "HEAD", "HEAD")
+        for tag in repo.refs.list_tags():
+            if not tag.tag_id or not self.store.has_blob(TAG, tag.tag_id):
+                self.report.add(
+                    "tag", tag.tag_id or "?", f"refs/tags/{tag.name}", "tag object is missing"
+                )
+                continue
+            if (TAG, tag.tag_id) in self.bad:
+                continue
+            try:
+                obj = Tag.decode(self.store.get_blob(TAG, tag.tag_id), tag.tag_id)
+            except CorruptObjectError as exc:
+                self.report.add("tag", tag.tag_id, f"refs/tags/{tag.name}", exc.reason)
+                continue
+            if obj.commit_hash != tag.commit_hash or obj.name != tag.name:
+                self.report.add(
+                    "ref",
+                    f"refs/tags/{tag.name}",
+                    None,
+                    f"database says {tag.commit_hash[:10]}, tag object says {obj.commit_hash[:10]}",
+                )
+        for old, new in repo.database.query("SELECT old_id, new_id FROM reflog"):
+            for cid in (old, new):
+                if cid and not self.store.has_blob(COMMIT, cid):
+                    self.report.add("reflog", cid, "reflog", "names a commit that is missing")
+        for name, change in repo.staging.changes().items():
+            if change.entry is not None and not self.store.exists(change.entry.tensor_id):
+                self.report.add(
+                    "staging", change.entry.tensor_id, f"staged:{name}", "staged tensor is missing"
+                )
+            elif change.entry is not None:
+                self.reachable_tensors.add(change.entry.tensor_id)
+
+    def _need_commit(self, cid: str, kind: str, name: str, path: str) -> bool:
+        if not self.store.has_blob(COMMIT, cid):
+            self.report.add(kind, name, path, f"points to missing commit {cid}")
+            return False
+        return True
+
+    # -- history --------------------------------------------------------------------------------
+    def walk_history(self) -> None:
+        repo = self.repo
+        starts = list(repo.refs.all_ref_targets().items())
+        head = repo.refs.head().commit
+        if head:
+            starts.append(("HEAD", head))
+        seen: set[str] = set()
+        trees_done: set[str] = set()
+        stack = [(cid, ref) for ref, cid in starts]
+        while stack:
+            cid, via = stack.pop()
+            if cid in seen:
+                continue
+            seen.add(cid)
+            if not self.store.has_blob(COMMIT, cid):
+                self.report.add(COMMIT, cid, via, "commit is missing")
+                continue
+            if (COMMIT, cid) in self.bad:
+                continue
+            try:
+                commit = repo.read_commit(cid)
+            except CorruptObjectError as exc:
+                self.report.add(COMMIT, cid, self._file(COMMIT, cid), exc.reason)
+                continue
+            stack.extend((p, f"{cid[:10]}^") for p in commit.parent_hashes)
+            if commit.tree_id not in trees_done:
+                trees_done.add(commit.tree_id)
+                self._check_tree(commit.tree_id, cid)
+        self.report.checked["reachable_commits"] = len(seen)
+        for tid in self.reachable_tensors:
+            if (TENSOR, tid) in self.bad:
+                missing = self._missing_chunks(tid)
+                if missing:
+                    self.report.add(
+                        TENSOR,
+                        tid,
+                        self._file(TENSOR, tid),
+                        f"{len(missing)} chunk(s) missing (first: {missing[0]})",
+                    )
+
+    def _check_tree(self, tree_id: str, commit_id: str) -> None:
+        if not self.store.has_blob(TREE, tree_id):
+            self.report.add(TREE, tree_id, f"{commit_id[:10]}^{{tree}}", "tree is missing")
+            return
+        if (TREE, tree_id) in self.bad:
+            return
+        try:
+            tree = self.repo.read_tree(tree_id)
+        except CorruptObjectError as exc:
+            self.report.add(TREE, tree_id, self._file(TREE, tree_id), exc.reason)
+            return
+        manifest = getattr(self.store, "manifest", None)
+        for name, entry in tree.entries.items():
+            tid = entry.tensor_id
+            self.reachable_tensors.add(tid)
+            if not self.store.exists(tid):
+                self.report.add(TENSOR, tid, f"{commit_id[:10]}:{name}", "tensor is missing")
+                continue
+            if callable(manifest) and (TENSOR, tid) not in self.bad:
+                try:
+                    m = manifest(tid)
+                except (CorruptObjectError, ValueError):
+                    continue
+                if tuple(m.shape) != entry.shape or m.dtype != entry.dtype:
+                    self.report.add(
+                        TREE,
+                        tree_id,
+                        f"{commit_id[:10]}:{name}",
+                        f"entry says {entry.dtype}{list(entry.shape)}, tensor is "
+                        f"{m.dtype}{list(m.shape)}",
+                    )

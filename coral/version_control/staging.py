@@ -1,0 +1,105 @@
+"""`StagingArea`: what the next commit will change, kept in the database (survives restarts).
+
+A row is either an entry to write (tensor id + metadata: shape, dtype, layer type, ...) or a
+removal (tensor_id NULL). Tensors are stored in the object store *before* their rows are
+written, so a staged tensor id always names a durable object.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+
+from coral.version_control.database import Database
+from coral.version_control.objects import Tree, TreeEntry, canonical_json
+
+
+@dataclass(frozen=True)
+class StagedChange:
+    """One staged change: `entry` to write, or a removal of `name` when `entry` is None."""
+
+    name: str
+    entry: TreeEntry | None
+    staged_at: float
+
+    @property
+    def is_removal(self) -> bool:
+        return self.entry is None
+
+    def _key(self) -> tuple[str, str | None, str]:
+        meta = canonical_json(self.entry.to_dict()).decode() if self.entry else "{}"
+        return self.name, self.entry.tensor_id if self.entry else None, meta
+
+
+class StagingArea:
+    """Staged changes, by tensor name."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def changes(self, conn: sqlite3.Connection | None = None) -> dict[str, StagedChange]:
+        c = conn or self.db.connection()
+        rows = c.execute(
+            "SELECT name, tensor_id, metadata, staged_at FROM staging ORDER BY name"
+        ).fetchall()
+        out: dict[str, StagedChange] = {}
+        for name, tensor_id, metadata, staged_at in rows:
+            entry = TreeEntry.from_dict(json.loads(metadata)) if tensor_id is not None else None
+            out[name] = StagedChange(name, entry, staged_at)
+        return out
+
+    def is_empty(self) -> bool:
+        return self.db.query("SELECT 1 FROM staging LIMIT 1") == []
+
+    def tensor_ids(self) -> set[str]:
+        return {
+            r[0] for r in self.db.query("SELECT tensor_id FROM staging WHERE tensor_id IS NOT NULL")
+        }
+
+    def stage(self, conn: sqlite3.Connection, entries: list[TreeEntry], base: Tree) -> None:
+        """Stage `entries`; one identical to `base` (HEAD's tree) only drops its staged change."""
+        now = time.time()
+        for e in entries:
+            if e.same_content(base.entries.get(e.name)):
+                conn.execute("DELETE FROM staging WHERE name=?", (e.name,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO staging VALUES (?, ?, ?, ?)",
+                    (e.name, e.tensor_id, canonical_json(e.to_dict()).decode(), now),
+                )
+
+    def stage_removal(self, conn: sqlite3.Connection, name: str, base: Tree) -> None:
+        """Stage the removal of `name` (or just drop its staged addition if `base` lacks it)."""
+        if name in base.entries:
+            conn.execute(
+                "INSERT OR REPLACE INTO staging VALUES (?, NULL, '{}', ?)", (name, time.time())
+            )
+        else:
+            conn.execute("DELETE FROM staging WHERE name=?", (name,))
+
+    def unstage(self, conn: sqlite3.Connection, names: list[str] | None = None) -> int:
+        """Forget staged changes of `names` (all when None); returns how many were dropped."""
+        if names is None:
+            return conn.execute("DELETE FROM staging").rowcount
+        return sum(conn.execute("DELETE FROM staging WHERE name=?", (n,)).rowcount for n in names)
+
+    def clear_committed(self, conn: sqlite3.Connection, committed: dict[str, StagedChange]) -> None:
+        """Drop the rows a commit consumed, unless they were re-staged since it read them."""
+        current = self.changes(conn)
+        for name, change in committed.items():
+            now = current.get(name)
+            if now is not None and now._key() == change._key():
+                conn.execute("DELETE FROM staging WHERE name=?", (name,))
+
+
+def apply_changes(base: Tree, changes: dict[str, StagedChange]) -> Tree:
+    """The tree that results from applying staged `changes` to `base`."""
+    entries = dict(base.entries)
+    for name, change in changes.items():
+        if change.entry is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = change.entry
+    return Tree(entries)

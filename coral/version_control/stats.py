@@ -1,0 +1,87 @@
+"""Storage statistics over history: deduplication counts and per-commit storage growth."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from coral.core.dedup_stats import DeduplicationStats
+from coral.errors import CorruptObjectError, ObjectNotFoundError
+from coral.storage.base import ObjectStats
+
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
+
+
+def _tensor_stats(repo: Repository, tensor_id: str) -> ObjectStats | None:
+    try:
+        st = repo.store.stats(tensor_id)
+    except (ObjectNotFoundError, CorruptObjectError):
+        return None
+    return st if isinstance(st, ObjectStats) else None
+
+
+class HistoryDeduplication:
+    """`repo.deduplicator`: deduplication statistics over every commit reachable from a ref."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+
+    def get_stats(self) -> DeduplicationStats:
+        """total = (commit, name) entries over history; unique = distinct tensors; similar =
+        unique tensors stored as a delta; bytes: logical, unique logical, stored on disk."""
+        stats = DeduplicationStats()
+        sizes: dict[str, int] = {}
+        for commit in self.repo.iter_commits():
+            tree = self.repo.read_tree(commit.tree_id)
+            for entry in tree.entries.values():
+                stats.total_weights += 1
+                n = entry.nbytes
+                stats.total_bytes += n
+                sizes.setdefault(entry.tensor_id, n)
+        stats.unique_weights = len(sizes)
+        stats.duplicate_weights = stats.total_weights - stats.unique_weights
+        stats.unique_bytes = sum(sizes.values())
+        for tid in sizes:
+            st = _tensor_stats(self.repo, tid)
+            if st is None:
+                continue
+            stats.stored_bytes += st.stored_bytes
+            if st.encoding not in ("full", "empty"):
+                stats.similar_weights += 1
+        return stats
+
+
+def storage_history(repo: Repository) -> list[dict[str, Any]]:
+    """One row per commit reachable from any ref, oldest first: logical bytes of its tree and
+    stored bytes of the tensors it introduced (not in any earlier commit)."""
+    commits = list(repo.iter_commits())
+    commits.reverse()
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for commit in commits:
+        tree = repo.read_tree(commit.tree_id)
+        logical = 0
+        stored = 0
+        new = 0
+        for entry in tree.entries.values():
+            logical += entry.nbytes
+            if entry.tensor_id in seen:
+                continue
+            seen.add(entry.tensor_id)
+            new += 1
+            st = _tensor_stats(repo, entry.tensor_id)
+            stored += st.stored_bytes if st else 0
+        rows.append(
+            {
+                "commit": commit.short_hash,
+                "hash": commit.commit_hash,
+                "message": commit.message,
+                "timestamp": commit.timestamp,
+                "tensors": len(tree.entries),
+                "new_tensors": new,
+                "logical_bytes": logical,
+                "stored_bytes": stored,
+                "ratio": logical / stored if stored else None,
+            }
+        )
+    return rows
