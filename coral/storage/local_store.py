@@ -624,7 +624,10 @@ class LocalStore(WeightStore):
         """
         report = GCReport()
         cutoff = time.time() - grace_seconds
-        keep = {TENSOR: set(live_tensors), CHUNK: self.live_chunks(live_tensors)}
+        roots = set(live_tensors)
+        if grace_seconds > 0:  # a tensor spared for its youth keeps its (older) chunks too
+            roots |= {t for t in self._ids(TENSOR) if self._younger_than(TENSOR, t, cutoff)}
+        keep = {TENSOR: roots, CHUNK: self.live_chunks(roots)}
         keep.update({k: set(v) for k, v in live_blobs.items()})
         for kind, live in keep.items():
             for oid in list(self._ids(kind)):
@@ -648,6 +651,12 @@ class LocalStore(WeightStore):
             except FileNotFoundError:
                 pass
         return report
+
+    def _younger_than(self, kind: str, object_id: str, cutoff: float) -> bool:
+        try:
+            return self.path_of(kind, object_id).stat().st_mtime > cutoff
+        except FileNotFoundError:
+            return False
 
     def verify(self, kind: str, object_id: str) -> None:
         if kind == TENSOR:

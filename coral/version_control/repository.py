@@ -546,11 +546,15 @@ class Repository:
         author: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         *,
-        allow_empty: bool = False,
+        allow_empty: bool = True,
     ) -> str:
         """Commit HEAD's tree with the staged changes applied; returns the commit hash.
 
-        Raises NothingToCommitError when nothing changed (unless allow_empty), and
+        When nothing changed since HEAD the commit still records the message and metadata
+        (chapter 8.1 ends a training run with `repo.commit("Final model checkpoint")` after the
+        best checkpoint was already committed); pass allow_empty=False to refuse instead, as
+        `coral commit` does. With no HEAD and nothing staged there is nothing to commit.
+        Raises NothingToCommitError in those cases, and
         ConcurrentUpdateError when another process moved the branch meanwhile (the staged
         changes stay staged; commit again).
         """
@@ -569,7 +573,7 @@ class Repository:
                     if changes
                     else f"nothing to commit on {head.branch or 'detached HEAD'}"
                 )
-            if head.commit is None and not tree.entries and not allow_empty:
+            if head.commit is None and not tree.entries:
                 raise NothingToCommitError("nothing to commit: no weights are staged")
             meta = dict(metadata or {})
             lossy = {

@@ -249,6 +249,22 @@ def test_gc_grace_period_spares_fresh_objects(tmp_path: Path) -> None:
     assert store.exists(tid)
 
 
+def test_gc_grace_period_keeps_old_chunks_of_a_young_tensor(tmp_path: Path) -> None:
+    import os
+
+    store = new_store(tmp_path)
+    arr = np.arange(3000, dtype=np.float32)
+    old = store.store(WeightTensor(arr))
+    chunk_files = [store.path_of(CHUNK, c) for c in store.manifest(old).chunks]
+    for f in [*chunk_files, store.path_of(TENSOR, old)]:
+        os.utime(f, (1, 1))  # make everything ancient
+    store.delete(old)
+    young = store.store(WeightTensor(arr.copy()))  # same chunks, new manifest only
+    assert young == old
+    store.gc(set(), {}, grace_seconds=3600)
+    assert same_bits(LocalStore(store.root).load(young).data, arr)
+
+
 def test_stats_report_encodings(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     arr = np.zeros(2048, dtype=numpy_dtype("bfloat16"))

@@ -140,16 +140,19 @@ def test_bit_exact_special_values(repo: Repository) -> None:
 def test_nothing_to_commit(repo: Repository) -> None:
     with pytest.raises(NothingToCommitError):
         repo.commit("empty")
+    with pytest.raises(NothingToCommitError):
+        repo.commit("empty", allow_empty=True)  # no HEAD and nothing staged
     w = make_weights(1)
     commit_weights(repo, w, "first")
     with pytest.raises(NothingToCommitError):
-        repo.commit("again")
+        repo.commit("again", allow_empty=False)
     repo.add_all_weights(w)  # identical to HEAD: nothing staged
     assert repo.status().is_clean
     with pytest.raises(NothingToCommitError):
-        repo.commit("same")
-    h = repo.commit("allowed", allow_empty=True)
+        repo.commit("same", allow_empty=False)
+    h = repo.commit("marks the final state", metadata={"metrics": {"acc": 0.9}})
     assert repo.get_commit(h).tree_id == repo.get_commit("HEAD~1").tree_id
+    assert repo.get_commit(h).metadata["metrics"] == {"acc": 0.9}
 
 
 def test_in_place_mutation_is_detected(repo: Repository) -> None:

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from coral.core.dedup_stats import DeduplicationStats
-from coral.errors import NothingToCommitError
 from coral.storage.base import WeightStore
 from coral.version_control.repository import Repository
 
@@ -62,13 +61,9 @@ def test_8_1_experiment_workflow_repo_calls(workdir: Path) -> None:
         "Epoch 1: val_loss=0.7000",
         "Epoch 0: val_loss=0.9000",
     ]
-    # The book then calls repo.commit("Final model checkpoint") with nothing new staged. Coral,
-    # like git, refuses an empty commit; allow_empty=True records one on purpose.
-    with pytest.raises(NothingToCommitError):
-        repo.commit("Final model checkpoint", author="training-script@example.com")
-    final_commit = repo.commit(
-        "Final model checkpoint", author="training-script@example.com", allow_empty=True
-    )
+    # The book then calls repo.commit("Final model checkpoint") with nothing new staged: the
+    # API records that commit (the CLI would refuse without --allow-empty).
+    final_commit = repo.commit("Final model checkpoint", author="training-script@example.com")
     assert repo.get_commit(final_commit).parents == [checkpoints[-1]]
     restored = repo.get_all_weights(checkpoints[-1])
     assert set(restored) == set(model.state_dict())

@@ -40,7 +40,7 @@ def crash_loop(repo_path: str, log_path: str, start: int) -> None:
         while True:
             repo.add_all_weights(crash_weights(i))
             try:
-                h = repo.commit(f"c{i}", metadata={"i": i})
+                h = repo.commit(f"c{i}", metadata={"i": i}, allow_empty=False)
             except NothingToCommitError:  # killed after committing i, before logging it
                 h = repo.resolve_ref("HEAD")
                 assert repo.get_commit(h).metadata["i"] == i
@@ -51,7 +51,7 @@ def crash_loop(repo_path: str, log_path: str, start: int) -> None:
                 repo.create_branch(f"tmp{i}")
                 repo.checkout(f"tmp{i}")
                 repo.add_all_weights({"garbage": np.full(512, i, dtype=np.float64)})
-                repo.commit("garbage")
+                repo.commit("garbage", allow_empty=False)
                 repo.checkout("main")
                 repo.delete_branch(f"tmp{i}", force=True)
                 repo.expire_reflog()
@@ -73,7 +73,7 @@ def commit_loop(repo_path: str, worker: int, n: int) -> None:
         repo.add_all_weights({f"p{worker}.w": worker_value(worker, i)})
         while True:
             try:
-                done.append(repo.commit(f"worker {worker} step {i}"))
+                done.append(repo.commit(f"worker {worker} step {i}", allow_empty=False))
                 break
             except ConcurrentUpdateError as exc:
                 assert exc.hint and "again" in exc.hint
