@@ -1,0 +1,229 @@
+"""The `coral` command. Every module of `coral.cli` that defines `register(app)` adds its
+commands: a new command group is a new module here, nothing else changes.
+
+Errors are reported in one place (`CoralGroup`): a `CoralError` (or a missing file, a permission
+problem) prints `error: ...` and `hint: ...` on stderr and exits 1; usage mistakes exit 2;
+`--verbose` adds the full traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from typer._click import Context
+from typer._click import exceptions as click_exceptions
+from typer.core import TyperGroup
+
+import coral
+import coral.cli
+from coral.cli._common import err, state
+from coral.errors import CoralError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+def _report(message: str, hint: str | None, command: str = "coral") -> None:
+    """`error: MESSAGE` and `hint: HINT` on stderr (a pointer to --help when there is no hint)."""
+    hint = hint or f"see `{command} --help`"
+    console = err()
+    lines = str(message).strip().splitlines() or ["unknown error"]
+    console.print(f"[bold red]error:[/bold red] {escape(lines[0])}")
+    for extra in lines[1:]:
+        console.print(f"  {escape(extra)}")
+    if hint:
+        console.print(f"[yellow]hint:[/yellow] {escape(hint)}")
+
+
+def _describe(exc: BaseException) -> tuple[str, str | None]:
+    """(message, hint) for an error the user can act on."""
+    if isinstance(exc, CoralError):
+        return exc.message, exc.hint
+    if isinstance(exc, FileNotFoundError):
+        name = exc.filename or (exc.args[0] if exc.args else "")
+        return f"no such file or directory: {name}", "check the path"
+    if isinstance(exc, IsADirectoryError):
+        return f"is a directory: {exc.filename}", "give a file path"
+    if isinstance(exc, NotADirectoryError):
+        return f"not a directory: {exc.filename}", "check the path"
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename}", "check the file's permissions"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc), None
+    return (
+        f"{type(exc).__name__}: {exc}",
+        "this is a bug in Coral; rerun with --verbose and report the traceback",
+    )
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass  # not a real file (a test runner's buffer)
+
+
+class CoralGroup(TyperGroup):
+    """The root group: runs subcommands and turns every failure into error/hint lines."""
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click_exceptions.ClickException):
+            raise
+        except BrokenPipeError:  # `coral log | head`: the reader left; exit 1 quietly, as rich does
+            _silence_stdout()
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            err().print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if state(ctx).verbose:
+                err().print(escape("".join(traceback.format_exception(exc))))
+            sub = ctx.invoked_subcommand
+            _report(
+                *_describe(exc), command=f"{ctx.command_path} {sub}" if sub else ctx.command_path
+            )
+            raise typer.Exit(EXIT_ERROR) from None
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run with errors reported as `error:`/`hint:` lines; exit (or return) the code."""
+        try:
+            rv = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+        except click_exceptions.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            code = 0
+        except click_exceptions.UsageError as exc:
+            _report(exc.format_message(), None, exc.ctx.command_path if exc.ctx else "coral")
+            code = EXIT_USAGE
+        except click_exceptions.ClickException as exc:
+            exc_ctx = getattr(exc, "ctx", None)
+            _report(exc.format_message(), None, exc_ctx.command_path if exc_ctx else "coral")
+            code = exc.exit_code
+        except typer.Abort:
+            err().print("aborted")
+            code = EXIT_ERROR
+        else:
+            if not standalone_mode:
+                return rv
+            code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    name="coral",
+    cls=CoralGroup,
+    help="Coral: version control for neural-network weights.",
+    no_args_is_help=True,
+    add_completion=False,  # `coral completions SHELL` instead
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"coral {coral.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    repo: Annotated[
+        Path | None,
+        typer.Option(
+            "--repo",
+            "-C",
+            help="Repository path (default: the current directory or a parent).",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show details, and full tracebacks on errors.")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    st = state(ctx)
+    st.repo_path = repo
+    st.verbose = verbose
+
+
+def register_commands(target: typer.Typer) -> list[str]:
+    """Import every module of `coral.cli` that has `register(app)` and let it add its commands
+    (in the order of the modules' `ORDER`, default 100).
+
+    A module whose optional dependency is missing is skipped (named on stderr with --verbose
+    or CORAL_DEBUG=1). Returns the registered module names.
+    """
+    debug = os.environ.get("CORAL_DEBUG") or any(a in ("-v", "--verbose") for a in sys.argv[1:])
+    modules = []
+    for info in pkgutil.iter_modules(coral.cli.__path__):
+        if info.name.startswith("_") or info.name == "main":
+            continue
+        try:
+            modules.append(importlib.import_module(f"coral.cli.{info.name}"))
+        except ImportError as exc:
+            if debug:
+                err().print(
+                    f"warning: commands in coral.cli.{info.name} unavailable: {escape(str(exc))}"
+                )
+    registered = []
+    # `ORDER` (default 100) places a module's commands in `coral --help`; then by name.
+    for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
+        register = getattr(module, "register", None)
+        if callable(register):
+            register(target)
+            registered.append(module.__name__.rsplit(".", 1)[1])
+    return registered
+
+
+register_commands(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `coral` script."""
+    command = typer.main.get_command(app)
+    code = int(command.main(args=argv, prog_name="coral", standalone_mode=False) or 0)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Repository upkeep: `coral gc`, `fsck`, `stats`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from coral.cli._common import emit_json, err, first_line, human_bytes, open_repo, out
+from coral.errors import CoralError
+from coral.storage.base import StoreStats
+
+ORDER = 50  # position of this group in `coral --help`
+PANEL = "Maintenance"
+
+
+def gc(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Only report what would be removed.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Delete objects that no branch, tag, reflog entry or staged change needs."""
+    repo = open_repo()
+    with err().status("collecting garbage…"):
+        result = repo.gc(dry_run=dry_run)
+    if json_output:
+        emit_json(result.to_dict())
+        return
+    removed = ", ".join(
+        f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(result.removed.items())
+    )
+    verb = "would remove" if dry_run else "removed"
+    text = f"{verb} {removed or 'nothing'}"
+    if not dry_run:
+        text += f", freed {human_bytes(result.freed_bytes)}"
+    out().print(text)
+
+
+def fsck(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Check references only; do not re-hash every object.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Verify every object's hash and every reference. Exits 1 when something is wrong."""
+    repo = open_repo()
+    with err().status("checking objects…"):
+        report = repo.fsck(full=not quick)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        console = out()
+        checked = ", ".join(f"{kind} {n}" for kind, n in sorted(report.checked.items()))
+        for w in report.warnings:
+            console.print(f"[yellow]warning:[/yellow] {escape(str(w))}")
+        for p in report.problems:
+            console.print(f"[red]{escape(str(p))}[/red]")
+        if report.ok:
+            console.print(f"ok: checked {checked or 'nothing'}")
+    if not report.ok:
+        raise CoralError(
+            f"fsck found {len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}",
+            hint="restore damaged objects from a remote (`coral pull`); `coral gc` removes "
+            "unreferenced ones",
+        )
+
+
+def _ratio(logical: float, stored: float) -> str:
+    return f"{logical / stored:.2f}x" if stored else "-"
+
+
+def stats(
+    visual: Annotated[
+        Path | None, typer.Option("--visual", help="Write a savings chart: PATH.png or PATH.html.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What deduplication and delta encoding saved, per commit and in total."""
+    repo = open_repo()
+    history = repo.storage_history()
+    dedup = repo.deduplicator.get_stats()
+    store = repo.store.stats()
+    assert isinstance(store, StoreStats)
+    if visual is not None:
+        try:
+            from coral.utils.diff_report import render_savings_chart
+        except ImportError as exc:
+            raise CoralError(
+                f"charts are unavailable: {exc}", hint="pip install 'coral-vcs[viz]'"
+            ) from exc
+        written = render_savings_chart(history, visual)
+        if not json_output:
+            err().print(f"wrote {escape(str(written))}")
+    store_dict: dict[str, Any] = {
+        "tensors": store.tensors,
+        "chunks": store.chunks,
+        "raw_bytes": store.raw_bytes,
+        "stored_bytes": store.stored_bytes,
+        "encodings": dict(store.encodings),
+        "compression_ratio": store.compression_ratio,
+    }
+    if json_output:
+        emit_json({"history": history, "deduplication": dedup.to_dict(), "store": store_dict})
+        return
+    console = out()
+    table = Table(title="Storage per commit (oldest first)", title_justify="left")
+    for col, kw in (
+        ("commit", {}),
+        ("message", {"overflow": "ellipsis", "max_width": 40}),
+        ("tensors", {"justify": "right"}),
+        ("new", {"justify": "right"}),
+        ("logical", {"justify": "right"}),
+        ("stored", {"justify": "right"}),
+        ("ratio", {"justify": "right"}),
+        ("cumulative", {"justify": "right"}),
+    ):
+        table.add_column(col, **kw)
+    logical_total = stored_total = 0
+    for row in history:
+        logical_total += row["logical_bytes"]
+        stored_total += row["stored_bytes"]
+        table.add_row(
+            row["commit"],
+            escape(first_line(row["message"])),
+            str(row.get("tensors", "")),
+            str(row.get("new_tensors", "")),
+            human_bytes(row["logical_bytes"]),
+            human_bytes(row["stored_bytes"]),
+            _ratio(row["logical_bytes"], row["stored_bytes"]),
+            _ratio(logical_total, stored_total),
+        )
+    console.print(table)
+
+    totals = Table(title="Totals", title_justify="left", show_header=False)
+    totals.add_column(style="bold")
+    totals.add_column(justify="right")
+    totals.add_row("tensor versions in history", str(dedup.total_weights))
+    totals.add_row("  unique tensors", str(dedup.unique_weights))
+    totals.add_row("  deduplicated (identical)", str(dedup.duplicate_weights))
+    totals.add_row("  stored as deltas (similar)", str(dedup.similar_weights))
+    totals.add_row("logical size of all commits", human_bytes(dedup.total_bytes))
+    totals.add_row("  after deduplication", human_bytes(dedup.unique_bytes))
+    totals.add_row("  on disk (delta + compression)", human_bytes(dedup.stored_bytes))
+    totals.add_row("saved", f"{human_bytes(dedup.bytes_saved)} ({dedup.compression_ratio:.2f}x)")
+    totals.add_row("store: tensors / chunks", f"{store.tensors} / {store.chunks}")
+    encodings = ", ".join(f"{k}={v}" for k, v in sorted(store.encodings.items()))
+    if encodings:
+        totals.add_row("store: chunk encodings", encodings)
+    console.print(totals)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (gc, fsck, stats):
+        app.command(rich_help_panel=PANEL)(command)

@@ -1,0 +1,231 @@
+"""Staging and committing: `coral add`, `status`, `commit`, `reset`, `rm`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import numpy as np
+import typer
+from rich.markup import escape
+
+from coral.cli._common import (
+    complete_weight,
+    emit_json,
+    first_line,
+    human_bytes,
+    note,
+    open_repo,
+    out,
+    parse_metrics,
+    progress,
+)
+from coral.errors import CoralError, NothingToCommitError
+
+if TYPE_CHECKING:
+    from coral.integrations.formats import Checkpoint
+    from coral.version_control.repository import Repository
+
+ORDER = 10  # position of this group in `coral --help`
+PANEL = "Stage and commit"
+_BATCH_BYTES = 256 << 20
+_BATCH_TENSORS = 256
+
+
+def load_checkpoints(
+    paths: list[Path], prefix: str = ""
+) -> tuple[dict[str, np.ndarray], list[Checkpoint]]:
+    """Read every checkpoint file/folder; names must not collide across them."""
+    from coral.integrations.formats import load_checkpoint
+
+    weights: dict[str, np.ndarray] = {}
+    checkpoints = []
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        files = ", ".join(map(str, ckpt.files))
+        note(f"{path}: {ckpt.format}, {len(ckpt.weights)} tensors from {files}")
+        for name, arr in ckpt.weights.items():
+            full = prefix + name
+            if full in weights:
+                raise CoralError(
+                    f"tensor {full!r} is in more than one of the given checkpoints",
+                    hint="add them one at a time, or give each a --prefix",
+                )
+            weights[full] = arr
+        checkpoints.append(ckpt)
+    return weights, checkpoints
+
+
+def stage_weights(
+    repo: Repository, weights: Mapping[str, np.ndarray], replace: bool = False
+) -> dict[str, int]:
+    """Stage `weights` in batches (with a progress bar); with `replace`, also stage the removal
+    of HEAD's tensors missing from `weights`. Returns counts new/modified/unchanged/removed."""
+    head = repo.head_commit()
+    base = repo.get_tree("HEAD").entries if head else {}
+    counts = {"new": 0, "modified": 0, "unchanged": 0, "removed": 0}
+    names = list(weights)
+    total = sum(int(weights[n].nbytes) for n in names)
+    with progress(f"staging {len(names)} tensors ({human_bytes(total)})", len(names)) as advance:
+        batch: list[str] = []
+        size = 0
+        for i, name in enumerate(names):
+            batch.append(name)
+            size += int(weights[name].nbytes)
+            if size >= _BATCH_BYTES or len(batch) >= _BATCH_TENSORS or i == len(names) - 1:
+                ids = repo.add_all_weights({n: weights[n] for n in batch})
+                for n, tid in ids.items():
+                    old = base.get(n)
+                    counts[
+                        "new"
+                        if old is None
+                        else "unchanged"
+                        if old.tensor_id == tid
+                        else "modified"
+                    ] += 1
+                advance(len(batch))
+                batch, size = [], 0
+    if replace:
+        for name in sorted(set(base) - set(weights)):
+            repo.remove_weight(name)
+            counts["removed"] += 1
+    return counts
+
+
+def describe_counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing"
+
+
+def add(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Checkpoint files or folders: .safetensors (or an index), "
+            ".pt/.bin/.pth/.ckpt, .npz, or a Hugging Face model folder."
+        ),
+    ],
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Prepend this to every tensor name.")
+    ] = "",
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Also stage removal of HEAD tensors not in the checkpoint."),
+    ] = False,
+) -> None:
+    """Stage the tensors of checkpoint files or folders."""
+    repo = open_repo()
+    weights, _ = load_checkpoints(paths, prefix)
+    if not weights:
+        raise CoralError(
+            f"no tensors found in {', '.join(map(str, paths))}",
+            hint="check that the checkpoint holds tensors (a state_dict)",
+        )
+    counts = stage_weights(repo, weights, replace)
+    total = sum(int(a.nbytes) for a in weights.values())
+    out().print(f"staged {len(weights)} tensors ({human_bytes(total)}): {describe_counts(counts)}")
+
+
+def status(
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the current branch and the staged changes."""
+    repo = open_repo()
+    st = repo.status()
+    if json_output:
+        emit_json(st.to_dict())
+        return
+    console = out()
+    if st.detached:
+        console.print(f"HEAD detached at {(st.head or '')[:10]}")
+    else:
+        console.print(f"On branch [bold]{escape(st.branch or '')}[/bold]")
+    if st.unborn:
+        console.print("No commits yet")
+    if st.is_clean:
+        console.print(
+            "nothing staged"
+            + (" (use `coral add FILE` to stage a checkpoint)" if st.unborn else "")
+        )
+        return
+    console.print("Changes to be committed:")
+    for label, names, colour in (
+        ("new", st.added, "green"),
+        ("modified", st.modified, "yellow"),
+        ("deleted", st.removed, "red"),
+    ):
+        for name in names:
+            console.print(f"  [{colour}]{label + ':':<10}{escape(name)}[/{colour}]")
+
+
+def commit(
+    message: Annotated[str, typer.Option("--message", "-m", help="Commit message.")],
+    author: Annotated[
+        str | None,
+        typer.Option("--author", help="Author (default: CORAL_AUTHOR, config or user name)."),
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="Record a metric NAME=VALUE (repeatable).")
+    ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Commit even if nothing changed.")
+    ] = False,
+) -> None:
+    """Record the staged tensors as a new commit."""
+    repo = open_repo()
+    metrics = parse_metrics(metric)
+    if not allow_empty:
+        refuse_empty_commit(repo)
+    commit_hash = repo.commit(
+        message,
+        author=author,
+        metadata={"metrics": metrics} if metrics else None,
+        allow_empty=allow_empty,
+    )
+    print_commit_line(repo, commit_hash, message)
+
+
+def refuse_empty_commit(repo: Repository, what: str = "") -> None:
+    """The CLI never records a commit that changes nothing (the API may, on request)."""
+    if repo.head_commit() is not None and not repo.staged_changes():
+        where = repo.current_branch or "detached HEAD"
+        raise NothingToCommitError(
+            f"{what}nothing to commit on {where}",
+            hint="stage changed weights with `coral add`, or pass --allow-empty",
+        )
+
+
+def print_commit_line(repo: Repository, commit_hash: str, message: str) -> None:
+    where = repo.current_branch or "detached HEAD"
+    count = len(repo.get_tree(commit_hash).entries)
+    out().print(escape(f"[{where} {commit_hash[:10]}] {first_line(message)} ({count} tensors)"))
+
+
+def reset(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Tensor names to unstage (default: all).", autocompletion=complete_weight
+        ),
+    ] = None,
+) -> None:
+    """Unstage changes (the stored tensors stay until `coral gc`)."""
+    n = open_repo().unstage(names or None)
+    out().print(f"unstaged {n} change{'s' if n != 1 else ''}")
+
+
+def rm(
+    names: Annotated[
+        list[str], typer.Argument(help="Tensor names to remove.", autocompletion=complete_weight)
+    ],
+) -> None:
+    """Stage the removal of tensors from the next commit."""
+    repo = open_repo()
+    for name in names:
+        repo.remove_weight(name)
+    out().print(f"staged removal of {len(names)} tensor{'s' if len(names) != 1 else ''}")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (add, status, commit, reset, rm):
+        app.command(rich_help_panel=PANEL)(command)

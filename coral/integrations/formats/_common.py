@@ -1,0 +1,97 @@
+"""Shared pieces of the checkpoint formats: the `Checkpoint` result, name checks, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from coral.core.dtypes import canonical_array
+from coral.core.weight_tensor import WeightTensor
+from coral.errors import InvalidFileError, InvalidNameError, UnsafeFileError
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file or folder holds: named arrays plus free-form metadata."""
+
+    weights: dict[str, np.ndarray]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    format: str = ""
+    files: list[Path] = field(default_factory=list)
+
+
+def check_tensor_name(name: object, source: Path | str) -> str:
+    """A tensor name read from a file: a non-empty string without control characters."""
+    if not isinstance(name, str) or not name:
+        raise InvalidFileError(f"{source}: tensor name {name!r} is not a non-empty string")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidNameError(f"{source}: tensor name {name!r} contains control characters")
+    return name
+
+
+def check_member_file(folder: Path, member: object, source: Path | str) -> Path:
+    """A file named inside an index (a shard): a plain file name within `folder`, nothing else."""
+    if (
+        not isinstance(member, str)
+        or not member
+        or member in (".", "..")
+        or "/" in member
+        or "\\" in member
+        or "\0" in member
+        or Path(member).is_absolute()
+    ):
+        raise UnsafeFileError(
+            f"{source}: shard file {member!r} is not a plain file name in {folder}",
+            hint="an index may only name files in its own folder; do not load this checkpoint",
+        )
+    return folder / member
+
+
+def as_array(value: Any, name: str) -> np.ndarray:
+    """A little-endian C-contiguous numpy array from an array, WeightTensor or torch tensor."""
+    if isinstance(value, WeightTensor):
+        return value.data
+    if isinstance(value, np.ndarray) or np.isscalar(value):
+        return canonical_array(np.asarray(value))
+    if type(value).__module__.startswith("torch"):
+        from coral.integrations.torch_convert import torch_to_numpy
+
+        return canonical_array(torch_to_numpy(value))
+    raise TypeError(f"cannot save {type(value).__name__} as weight {name!r}")
+
+
+def as_arrays(weights: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Every value of `weights` as a canonical numpy array, names checked."""
+    out: dict[str, np.ndarray] = {}
+    for name, value in weights.items():
+        out[check_tensor_name(name, "weights")] = as_array(value, name)
+    return out
+
+
+def raw_bytes(array: np.ndarray) -> memoryview:
+    """The array's bytes without a copy (it must be C-contiguous)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
+
+
+@contextmanager
+def atomic_write(path: Path) -> Iterator[IO[bytes]]:
+    """Write `path` through a temporary file in the same folder, fsynced, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
