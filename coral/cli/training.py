@@ -37,7 +37,10 @@ def _commit_import(
     msg = message or f"Import {path}"
     try:
         commit = repo.commit(
-            msg, author=author, metadata={"import": {"source": str(path), "format": fmt}}
+            msg,
+            author=author,
+            metadata={"import": {"source": str(path), "format": fmt}},
+            allow_empty=False,
         )
     except NothingToCommitError as exc:
         raise NothingToCommitError(

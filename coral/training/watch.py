@@ -114,33 +114,10 @@ class WatchSummary:
 
 
 def load_any(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Weights of any checkpoint Coral reads: safetensors (single/sharded), .pt/.bin/.ckpt, .npz,
-    Hugging Face folders, .onnx, .keras, TensorFlow checkpoints and SavedModels."""
-    p = Path(path)
-    name = p.name.lower()
-    if name.endswith(".onnx"):
-        from coral.integrations.onnx_io import load_onnx_initializers
-
-        return load_onnx_initializers(p)
-    if name.endswith(".keras"):
-        from coral.integrations.keras import load_keras_file
-
-        return load_keras_file(p)
-    if (
-        (p.is_dir() and (p / "saved_model.pb").is_file())
-        or name.endswith(".index")
-        or (p.is_dir() and (p / "checkpoint").is_file() and not any(p.glob("*.safetensors")))
-    ):
-        from coral.integrations import tensorflow_io
-
-        return (
-            tensorflow_io.load_saved_model(p)
-            if tensorflow_io.is_saved_model(p)
-            else tensorflow_io.load_tf_checkpoint(p)
-        )
+    """Weights of any checkpoint Coral reads (see coral.integrations.formats.load_checkpoint)."""
     from coral.integrations.formats import load_weights
 
-    return load_weights(p)
+    return load_weights(Path(path))
 
 
 def _signature(path: Path) -> tuple | None:

@@ -253,5 +253,25 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
         load_weights(tmp_path / "missing.safetensors")
     with pytest.raises(CoralError, match="cannot shard"):
         save_weights({"a": np.ones(1)}, tmp_path / "a.npz", max_shard_bytes=10)
-    with pytest.raises(CoralError, match="unknown format"):
+    with pytest.raises(CoralError, match="does not write"):
         save_weights({"a": np.ones(1)}, tmp_path / "a.npz", format="onnx")
+    with pytest.raises(CoralError, match="unknown format"):
+        save_weights({"a": np.ones(1)}, tmp_path / "a.npz", format="h5")
+
+
+def test_framework_files_are_read_through_the_same_dispatch(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    weight = np.arange(6, dtype=np.float32).reshape(2, 3)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert detect_format(path) == "onnx"
+    assert load_weights(path)["w"].tobytes() == weight.tobytes()

@@ -1,5 +1,6 @@
 """Checkpoint files in and out of Coral: safetensors (single and sharded), PyTorch `.pt`/`.bin`,
-NumPy `.npz` and Hugging Face model folders. Every dtype round-trips bit-exact.
+NumPy `.npz` and Hugging Face model folders. Every dtype round-trips bit-exact. Reading also
+takes ONNX models (initializers), Keras `.keras` files and TensorFlow checkpoints/SavedModels.
 
 >>> weights = load_weights("model.safetensors")           # dict[str, np.ndarray]
 >>> save_weights(weights, "out/", max_shard_bytes=5 << 30)  # HF folder, sharded like HF
@@ -30,6 +31,7 @@ from coral.integrations.formats.torch_format import read_torch, write_torch
 
 __all__ = [
     "FORMATS",
+    "READ_ONLY_FORMATS",
     "Checkpoint",
     "detect_format",
     "load_checkpoint",
@@ -41,11 +43,25 @@ FORMATS = ("safetensors", "pt", "npz", "hf")
 """Names accepted by `save_weights(format=...)`; "hf" is a model folder."""
 
 
+READ_ONLY_FORMATS = ("onnx", "keras", "tf-savedmodel", "tf-checkpoint")
+"""Formats `load_checkpoint` reads through the framework integrations (not written here)."""
+
+
 def detect_format(path: str | Path) -> str:
-    """The format a path names: "safetensors", "sharded" (an index file), "pt", "npz" or "hf"
-    (a folder, or a path without a suffix)."""
+    """The format a path names: "safetensors", "sharded" (an index file), "pt", "npz", "hf" (a
+    folder, or a path without a suffix), or one of READ_ONLY_FORMATS."""
     p = Path(path)
     name = p.name.lower()
+    if name.endswith(".onnx"):
+        return "onnx"
+    if name.endswith(".keras"):
+        return "keras"
+    if p.is_dir() and (p / "saved_model.pb").is_file():
+        return "tf-savedmodel"
+    if name.endswith(".index") or (
+        p.is_dir() and (p / "checkpoint").is_file() and not any(p.glob("*.safetensors"))
+    ):
+        return "tf-checkpoint"
     if p.is_dir():
         return "hf"
     if name.endswith(INDEX_SUFFIX) or name.endswith(".bin.index.json"):
@@ -61,7 +77,8 @@ def detect_format(path: str | Path) -> str:
         return "hf"
     raise InvalidFileError(
         f"{p}: unknown checkpoint format {suffix!r}",
-        hint="use .safetensors, .pt/.pth/.bin/.ckpt, .npz, or a Hugging Face model folder",
+        hint="use .safetensors, .pt/.pth/.bin/.ckpt, .npz, .onnx, .keras, a TensorFlow "
+        "checkpoint or SavedModel, or a Hugging Face model folder",
     )
 
 
@@ -71,6 +88,8 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not p.exists():
         raise FileNotFoundError(errno.ENOENT, "no such file or folder", str(p))
     fmt = detect_format(p)
+    if fmt in READ_ONLY_FORMATS:
+        return Checkpoint(_read_framework(p, fmt), {}, fmt, [p])
     if fmt == "hf":
         if not p.is_dir():
             raise InvalidFileError(
@@ -89,6 +108,23 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if fmt == "pt":
         return read_torch(p)
     return read_npz(p)
+
+
+def _read_framework(path: Path, fmt: str) -> dict[str, np.ndarray]:
+    """ONNX / Keras / TensorFlow weights, through the (lazily imported) framework integrations."""
+    if fmt == "onnx":
+        from coral.integrations.onnx_io import load_onnx_initializers
+
+        return load_onnx_initializers(path)
+    if fmt == "keras":
+        from coral.integrations.keras import load_keras_file
+
+        return load_keras_file(path)
+    from coral.integrations import tensorflow_io
+
+    if fmt == "tf-savedmodel":
+        return tensorflow_io.load_saved_model(path)
+    return tensorflow_io.load_tf_checkpoint(path)
 
 
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:
@@ -112,6 +148,11 @@ def save_weights(
     """
     p = Path(path)
     fmt = format or detect_format(p)
+    if fmt in READ_ONLY_FORMATS:
+        raise CoralError(
+            f"Coral reads {fmt} but does not write it here",
+            hint="for ONNX use `coral export-onnx REF OUT --template MODEL.onnx`",
+        )
     if fmt == "sharded":
         fmt = "safetensors"
     if fmt not in FORMATS:
