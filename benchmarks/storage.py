@@ -356,8 +356,9 @@ def _coral_read(config_kw: dict[str, Any]) -> Callable[[Corpus, Path, int, Array
         ids = json.loads((folder / "ids.json").read_text())[index]
         store = LocalStore(folder / "objects", StoreConfig(**config_kw))  # cold chunk cache
         try:
-            for name, tid in ids.items():
-                np.copyto(_u8(dest[name]), _u8(store.load(tid).data))
+            names = list(ids)
+            for name, weight in zip(names, store.load_many(ids[n] for n in names), strict=True):
+                np.copyto(_u8(dest[name]), _u8(weight.data))
         finally:
             store.close()
 

@@ -2,7 +2,10 @@
 
 Layout of an encoded plane set: u8 plane count, then per plane a mode byte and a u64 length,
 then the plane payloads in order. Modes: RAW (bytes as is), ZSTD (one zstd frame), ZERO (no
-payload), CONST (one byte repeated).
+payload), CONST (one byte repeated), SPARSE (u64 length of the first frame, a zstd frame of the
+bitmap of nonzero bytes (np.packbits order), a zstd frame of the nonzero bytes in order). SPARSE
+is how the mostly-zero planes of XOR deltas get below the one bit per byte that zstd's literal
+coder cannot go under.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ class PlaneMode(IntEnum):
     ZSTD = 1
     ZERO = 2
     CONST = 3
+    SPARSE = 4
+
+
+_SPARSE_MIN_ZEROS = 0.6  # try SPARSE on planes with at least this share of zero bytes
+_LEN = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -97,9 +105,45 @@ def encode_plane(plane: np.ndarray, config: PlaneCodecConfig) -> tuple[PlaneMode
     if config.exhaustive and config.level != LITERAL:
         literal = _compressor(LITERAL).compress(plane.data)
         packed = min(packed, literal, key=len)
-    if len(packed) >= _INCOMPRESSIBLE * plane.size:
+    best = (PlaneMode.ZSTD, packed)
+    nonzero = np.count_nonzero(plane)
+    if nonzero <= (1 - _SPARSE_MIN_ZEROS) * plane.size:
+        sparse = _encode_sparse(plane, comp)
+        if len(sparse) < len(packed):
+            best = (PlaneMode.SPARSE, sparse)
+    if len(best[1]) >= _INCOMPRESSIBLE * plane.size:
         return PlaneMode.RAW, plane.tobytes()
-    return PlaneMode.ZSTD, packed
+    return best
+
+
+def _encode_sparse(plane: np.ndarray, comp: zstandard.ZstdCompressor) -> bytes:
+    mask = plane != 0
+    bitmap = comp.compress(np.packbits(mask).data)
+    values = comp.compress(np.ascontiguousarray(plane[mask]).data)
+    return _LEN.pack(len(bitmap)) + bitmap + values
+
+
+def _decode_sparse(payload: memoryview, size: int) -> np.ndarray:
+    if len(payload) < _LEN.size:
+        raise ValueError("truncated sparse plane")
+    (mask_len,) = _LEN.unpack_from(payload, 0)
+    dec = _decompressor()
+    try:
+        bitmap = dec.decompress(
+            payload[_LEN.size : _LEN.size + mask_len], max_output_size=(size + 7) // 8
+        )
+        mask = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=size).astype(bool)
+        count = int(np.count_nonzero(mask))
+        values = (
+            dec.decompress(payload[_LEN.size + mask_len :], max_output_size=count) if count else b""
+        )
+    except zstandard.ZstdError as exc:
+        raise ValueError(f"zstd: {exc}") from exc
+    if len(bitmap) != (size + 7) // 8 or len(values) != count:
+        raise ValueError("sparse plane does not match its size")
+    out = np.zeros(size, dtype=np.uint8)
+    out[mask] = np.frombuffer(values, np.uint8)
+    return out
 
 
 def encode_planes(planes: list[np.ndarray], config: PlaneCodecConfig) -> bytes:
@@ -109,6 +153,40 @@ def encode_planes(planes: list[np.ndarray], config: PlaneCodecConfig) -> bytes:
     for mode, payload in encoded:
         head += _PLANE_ENTRY.pack(int(mode), len(payload))
     return b"".join([bytes(head), *(payload for _, payload in encoded)])
+
+
+_SEGMENT_TABLE = struct.Struct("<H")
+
+
+def encode_segments(segments: list[np.ndarray], config: PlaneCodecConfig) -> bytes:
+    """Encode byte segments of any sizes, each in its own best mode (u16 count, then as planes)."""
+    encoded = [encode_plane(s, config) for s in segments]
+    head = bytearray(_SEGMENT_TABLE.pack(len(segments)))
+    for mode, payload in encoded:
+        head += _PLANE_ENTRY.pack(int(mode), len(payload))
+    return b"".join([bytes(head), *(payload for _, payload in encoded)])
+
+
+def decode_segments(buf: memoryview, sizes: list[int]) -> np.ndarray:
+    """Inverse of `encode_segments`, given every segment's size; returns them concatenated."""
+    if len(buf) < _SEGMENT_TABLE.size or _SEGMENT_TABLE.unpack_from(buf, 0)[0] != len(sizes):
+        raise ValueError("segment table does not match the context groups")
+    pos = _SEGMENT_TABLE.size + _PLANE_ENTRY.size * len(sizes)
+    if pos > len(buf):
+        raise ValueError("truncated segment table")
+    out = np.empty(sum(sizes), dtype=np.uint8)
+    start = 0
+    for i, size in enumerate(sizes):
+        mode, length = _PLANE_ENTRY.unpack_from(buf, _SEGMENT_TABLE.size + _PLANE_ENTRY.size * i)
+        payload = buf[pos : pos + length]
+        if len(payload) != length:
+            raise ValueError("truncated segment payload")
+        pos += length
+        out[start : start + size] = _decode_plane(PlaneMode(mode), payload, size)
+        start += size
+    if pos != len(buf):
+        raise ValueError("trailing bytes after segments")
+    return out
 
 
 def decode_planes(buf: memoryview, plane_size: int) -> list[np.ndarray]:
@@ -146,7 +224,11 @@ def decode_planes_sparse(buf: memoryview, plane_size: int) -> list[np.ndarray | 
 
 def _decode_plane(mode: PlaneMode, payload: memoryview, size: int) -> np.ndarray:
     if mode is PlaneMode.ZERO:
+        if len(payload):
+            raise ValueError("zero plane with a payload")
         return np.zeros(size, dtype=np.uint8)
+    if mode is PlaneMode.SPARSE:
+        return _decode_sparse(payload, size)
     if mode is PlaneMode.CONST:
         if len(payload) != 1:
             raise ValueError("bad constant plane")

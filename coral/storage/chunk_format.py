@@ -29,7 +29,9 @@ from coral.delta.plane_codec import (
     PlaneCodecConfig,
     decode_planes,
     decode_planes_sparse,
+    decode_segments,
     encode_planes,
+    encode_segments,
 )
 from coral.delta.planes import join_planes, split_planes
 
@@ -37,7 +39,7 @@ MAGIC = b"CRLK"
 VERSION = 1
 _HEAD = struct.Struct("<4sBBBBBQB")
 _SUM = 16
-_REFS_NEEDED = {0: 0, 1: 1, 2: 1, 3: 2}
+_REFS_NEEDED = {0: 0, 1: 1, 2: 1, 3: 2, 4: 1}
 _DTYPES = supported_dtype_names()  # append-only: a dtype's code is its index here
 
 
@@ -46,6 +48,7 @@ class ChunkEncoding(IntEnum):
     XOR = 1
     INT_DIFF = 2
     PREDICT = 3
+    XOR_CONTEXT = 4  # XOR, planes reordered by the reference's top byte (context modelling)
 
     @property
     def label(self) -> str:
@@ -105,14 +108,71 @@ def encode_chunk(
         body = transforms.xor(raw, ref_data[0])
     elif encoding is ChunkEncoding.INT_DIFF:
         body = transforms.int_diff(raw, ref_data[0], itemsize)
-    else:
+    elif encoding is ChunkEncoding.PREDICT:
         body = transforms.xor(raw, transforms.prediction(ref_data[0], ref_data[1], dtype))
+    else:
+        body = transforms.xor(raw, ref_data[0])
     head = _HEAD.pack(
         MAGIC, VERSION, int(encoding), _DTYPES.index(dtype), itemsize, depth, raw.size, len(refs)
     )
     prefix = head + b"".join(bytes.fromhex(r) for r in refs)
-    planes = encode_planes(split_planes(body, itemsize), codec)
+    split = split_planes(body, itemsize)
+    if encoding is ChunkEncoding.XOR_CONTEXT:
+        order, bounds = context_groups(ref_data[0], itemsize)
+        planes = _pack_planes(
+            [encode_segments([p[order][a:b] for a, b in bounds], codec) for p in split]
+        )
+    else:
+        planes = encode_planes(split, codec)
     return prefix + _checksum(prefix, planes) + planes
+
+
+_MIN_GROUP = 1 << 14  # context groups smaller than this are merged with their neighbours
+
+
+def context_groups(ref: np.ndarray, itemsize: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Element order grouping elements by the reference's top byte (sign and exponent), and the
+    [start, end) bounds of the groups in that order (small neighbouring groups merged).
+
+    Within a group the XOR delta's bytes share their statistics, and each group is coded on its
+    own: conditional coding, beyond the order-0 entropy of the planes.
+    """
+    top = ref.reshape(-1, itemsize)[:, itemsize - 1]
+    order = np.argsort(top, kind="stable")
+    bounds: list[tuple[int, int]] = []
+    start = end = 0
+    for count in np.bincount(top, minlength=256):
+        end += int(count)
+        if end - start >= _MIN_GROUP:
+            bounds.append((start, end))
+            start = end
+    if end > start or not bounds:
+        if bounds and end - start < _MIN_GROUP:
+            bounds[-1] = (bounds[-1][0], end)
+        else:
+            bounds.append((start, end))
+    return order, bounds
+
+
+def _pack_planes(parts: list[bytes]) -> bytes:
+    """u8 count, u64 length per part, then the parts."""
+    head = bytes([len(parts)]) + b"".join(struct.pack("<Q", len(p)) for p in parts)
+    return head + b"".join(parts)
+
+
+def _unpack_planes(buf: memoryview) -> list[memoryview]:
+    count = buf[0] if len(buf) else 0
+    pos = 1 + 8 * count
+    if not len(buf) or pos > len(buf):
+        raise ValueError("truncated plane table")
+    parts = []
+    for i in range(count):
+        (length,) = struct.unpack_from("<Q", buf, 1 + 8 * i)
+        parts.append(buf[pos : pos + length])
+        pos += length
+    if pos != len(buf) or any(len(p) == 0 for p in parts):
+        raise ValueError("bad plane table")
+    return parts
 
 
 def _checksum(prefix: bytes | memoryview, planes: bytes | memoryview) -> bytes:
@@ -135,6 +195,8 @@ def chunk_planes(
     head = parse_header(view)
     if check:
         verify_checksum(view, head)
+    if head.encoding is ChunkEncoding.XOR_CONTEXT:
+        return head, []  # segment layout: only decode_chunk reads it
     return head, decode_planes_sparse(view[head.header_len :], head.raw_len // head.itemsize)
 
 
@@ -148,14 +210,33 @@ def decode_chunk(
     view = memoryview(buf)
     head = parse_header(view)
     verify_checksum(view, head)
-    planes = decode_planes(view[head.header_len :], head.raw_len // head.itemsize)
     enc = head.encoding
+    if enc is ChunkEncoding.XOR_CONTEXT:
+        ref = load_ref(head.refs[0])
+        if ref.size != head.raw_len:
+            raise ValueError("reference chunk has a different length")
+        order, bounds = context_groups(ref, head.itemsize)
+        sizes = [b - a for a, b in bounds]
+        parts = _unpack_planes(view[head.header_len :])
+        if len(parts) != head.itemsize:
+            raise ValueError("plane count does not match the element size")
+        planes = []
+        for part in parts:
+            restored = np.empty(head.raw_len // head.itemsize, dtype=np.uint8)
+            restored[order] = decode_segments(part, sizes)
+            planes.append(restored)
+        result = transforms.xor(join_planes(planes), ref)
+        if out is not None:
+            out[:] = result
+            return out
+        return result
+    planes = decode_planes(view[head.header_len :], head.raw_len // head.itemsize)
     if enc is ChunkEncoding.FULL:
         return join_planes(planes, out)
-    body = join_planes(planes)
     ref = load_ref(head.refs[0])
     if ref.size != head.raw_len:
         raise ValueError("reference chunk has a different length")
+    body = join_planes(planes)
     if enc is ChunkEncoding.XOR:
         result = transforms.xor(body, ref)
     elif enc is ChunkEncoding.INT_DIFF:

@@ -24,7 +24,7 @@ class StoreConfig:
     """
 
     chunk_bytes: int = 4 << 20
-    max_chain_depth: int = 8
+    max_chain_depth: int = 0  # 0: 8, or 32 in "max" mode
     reverse_deltas: bool = True
     mode: str = "default"
     workers: int = 0  # 0 = one per CPU
@@ -36,6 +36,10 @@ class StoreConfig:
             raise ValueError(f"unknown store mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.chunk_bytes < 4096:
             raise ValueError("chunk_bytes must be at least 4096")
+        if self.max_chain_depth < 0:
+            raise ValueError("max_chain_depth must be positive (or 0 for the mode's default)")
+        if self.max_chain_depth == 0:
+            object.__setattr__(self, "max_chain_depth", 32 if self.mode == "max" else 8)
 
     @property
     def codec(self) -> PlaneCodecConfig:

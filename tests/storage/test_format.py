@@ -15,6 +15,17 @@ from coral.storage.config import StoreConfig
 from coral.storage.local_store import LocalStore
 
 
+def sparse(payload: bytes, n: int) -> bytes:
+    (mask_len,) = struct.unpack_from("<Q", payload)
+    dec = zstandard.ZstdDecompressor()
+    bits = np.frombuffer(dec.decompress(payload[8 : 8 + mask_len]), np.uint8)
+    mask = np.unpackbits(bits, count=n).astype(bool)
+    out = np.zeros(n, np.uint8)
+    if mask.any():
+        out[mask] = np.frombuffer(dec.decompress(payload[8 + mask_len :]), np.uint8)
+    return out.tobytes()
+
+
 def decode_per_spec(path: Path, ref_raw: bytes | None = None) -> tuple[int, bytes]:
     buf = path.read_bytes()
     magic, version, enc, _dcode, itemsize, _depth, raw_len, nrefs = struct.unpack_from(
@@ -39,6 +50,7 @@ def decode_per_spec(path: Path, ref_raw: bytes | None = None) -> tuple[int, byte
             1: lambda p: zstandard.ZstdDecompressor().decompress(p),
             2: lambda p: bytes(n),
             3: lambda p: p * n,
+            4: lambda p: sparse(p, n),
         }[mode](payload)
         planes.append(np.frombuffer(plane, np.uint8))
     body = np.stack(planes, axis=1).reshape(-1).tobytes()

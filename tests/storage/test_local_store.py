@@ -273,3 +273,26 @@ def test_stats_report_encodings(tmp_path: Path) -> None:
     assert st_.raw_bytes == 4096 and st_.stored_bytes < 200 and st_.encoding == "full"
     total = store.store_stats()
     assert total.tensors == 1 and total.raw_bytes == 4096 and total.compression_ratio > 10
+
+
+def test_max_mode_context_coding_is_exact_and_smaller(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    base = (rng.standard_normal(400_000) * 0.02).astype(np.float32)
+    versions = [base]
+    for _ in range(3):  # additive updates, as optimisers make: XOR statistics follow the exponent
+        step = rng.standard_normal(base.size).astype(np.float32) * np.float32(2e-4)
+        versions.append((versions[-1] + step).astype(np.float32))
+    sizes = {}
+    for mode in ("default", "max"):
+        store = new_store(tmp_path, StoreConfig(mode=mode, fsync=False))
+        ids: list[str] = []
+        for v in versions:
+            ids.append(store.store(WeightTensor(v), reference=ids[-1] if ids else None))
+        fresh = LocalStore(store.root)
+        for tid, v in zip(ids, versions, strict=True):
+            assert same_bits(fresh.load(tid).data, v)
+        sizes[mode] = fresh.store_stats().stored_bytes
+        if mode == "max":
+            encodings = fresh.store_stats().encodings
+            assert encodings.get("xor_context", 0) > 0, encodings
+    assert sizes["max"] < sizes["default"]

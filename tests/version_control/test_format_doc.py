@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from coral.core.hashing import hash_blob
@@ -33,14 +34,52 @@ def test_documented_encodings(kind: str, cls: Any) -> None:
     assert obj.encode() == data  # decoding then encoding reproduces the documented bytes
 
 
+def documented_tables() -> dict[str, list[str]]:
+    """table -> columns, from every `| table | columns | meaning |` table of the section."""
+    tables: dict[str, list[str]] = {}
+    in_schema = False
+    for line in section().splitlines():
+        if line.startswith("| table | columns |"):
+            in_schema = True
+        elif not line.startswith("|"):
+            in_schema = False
+        elif in_schema and (m := re.match(r"^\| `(\w+)` \| ([\w, ]+) \|", line)):
+            tables[m.group(1)] = [c.strip() for c in m.group(2).split(",")]
+    return tables
+
+
+def _use_every_component(path: Path) -> None:
+    """A repository whose database holds the tables of every component that creates any."""
+    from coral.experiments import ExperimentTracker
+    from coral.registry.history import PublishHistory
+    from coral.training.checkpoint_index import CheckpointIndex
+
+    with Repository.init(path) as repo:
+        repo.add_all_weights({"w": np.arange(8, dtype=np.float32)})  # fingerprint index
+        repo.commit("one")
+        CheckpointIndex(repo)
+        PublishHistory(repo.database).query(limit=1)
+        ExperimentTracker(repo).close()
+
+
 def test_documented_tables_match_schema(tmp_path: Path) -> None:
-    Repository.init(tmp_path).close()
+    _use_every_component(tmp_path)
     db = sqlite3.connect(tmp_path / ".coral" / "coral.db")
-    rows = re.findall(r"^\| `(\w+)` \| ([\w, ]+) \|", section(), re.M)
-    assert len(rows) == 7
-    for table, columns in rows:
-        actual = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-        assert actual == [c.strip() for c in columns.split(",")], table
+    documented = documented_tables()
+    actual = {
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    assert set(documented) == actual
+    for table, columns in documented.items():
+        assert [r[1] for r in db.execute(f"PRAGMA table_info({table})")] == columns, table
+    versions = dict(db.execute("SELECT component, version FROM schema_versions").fetchall())
+    stated = {k: int(v) for k, v in re.findall(r"`(\w+)` = (\d+)", section())}
+    assert versions == {k: stated.get(k) for k in versions}
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT value FROM meta WHERE key='format_version'").fetchone()[0] == "1"
+    scheme = db.execute("SELECT value FROM fingerprint_meta WHERE key='scheme'").fetchone()[0]
+    assert f"`scheme` = `{scheme}`" in section()
     db.close()
