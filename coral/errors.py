@@ -46,14 +46,18 @@ class InvalidNameError(CoralError):
 
 
 class ObjectNotFoundError(CoralError):
-    default_hint = "the object was never stored here: pull it from a remote, or check the hash"
+    default_hint = (
+        "check the hash; if the object belongs here, `coral fsck` lists what is missing: "
+        "copy it back from a backup of .coral/objects"
+    )
 
 
 class CorruptObjectError(CoralError):
     """An object's bytes no longer hash to its name (or cannot be decoded)."""
 
     default_hint = (
-        "run `coral fsck` for a full report; restore the object from a remote with `coral pull`"
+        "run `coral fsck` for a full report; replace the damaged file with a good copy from a "
+        "backup of .coral/objects"
     )
 
     def __init__(self, object_id: str, path: str | None, reason: str, hint: str | None = None):
@@ -93,4 +97,4 @@ class ConcurrentUpdateError(CoralError):
 
 
 class RemoteError(CoralError):
-    default_hint = "check the remote's URL and credentials with `coral remote list`"
+    default_hint = "check the remote's URL, the network and your credentials"

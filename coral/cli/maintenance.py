@@ -64,8 +64,8 @@ def fsck(
     if not report.ok:
         raise CoralError(
             f"fsck found {len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}",
-            hint="restore damaged objects from a remote (`coral pull`); `coral gc` removes "
-            "unreferenced ones",
+            hint="copy damaged or missing objects back from a backup of .coral/objects, then "
+            "run `coral fsck` again; `coral gc` removes unreferenced ones",
         )
 
 

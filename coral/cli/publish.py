@@ -68,6 +68,13 @@ Description = Annotated[
 Metrics = Annotated[
     list[str] | None, typer.Option("--metric", "-m", help="NAME=VALUE metric (repeatable).")
 ]
+IncludeTrainingState = Annotated[
+    bool,
+    typer.Option(
+        "--include-training-state",
+        help="Also publish a training checkpoint's optimizer, scheduler and RNG tensors.",
+    ),
+]
 
 
 @contextmanager
@@ -153,13 +160,18 @@ def publish_local(
         bool, typer.Option("--no-metadata", help="Do not write coral_metadata.json.")
     ] = False,
     max_shard_size: MaxShardSize = None,
+    include_training_state: IncludeTrainingState = False,
     json_output: JsonOutput = False,
 ) -> None:
     """Export a commit into a folder: model.safetensors, model.pt or model.npz, plus
     coral_metadata.json."""
     with _publisher(max_shard_size) as publisher:
         result = publisher.publish_local(
-            path, commit_ref=ref, format=format.value, include_metadata=not no_metadata
+            path,
+            commit_ref=ref,
+            format=format.value,
+            include_metadata=not no_metadata,
+            include_training_state=include_training_state,
         )
     _report(result, json_output)
 
@@ -186,6 +198,7 @@ def publish_huggingface(
         typer.Option("--token", help="Hub token (default: HF_TOKEN or `hf auth login`)."),
     ] = None,
     max_shard_size: MaxShardSize = None,
+    include_training_state: IncludeTrainingState = False,
     json_output: JsonOutput = False,
 ) -> None:
     """Upload a commit to the Hugging Face Hub with a generated model card (honours HF_ENDPOINT)."""
@@ -199,6 +212,7 @@ def publish_huggingface(
             metrics=parse_metrics(metric) or None,
             tags=tag or None,
             token=token,
+            include_training_state=include_training_state,
         )
     _report(result, json_output)
 
@@ -226,6 +240,7 @@ def publish_mlflow(
     ] = None,
     metric: Metrics = None,
     max_shard_size: MaxShardSize = None,
+    include_training_state: IncludeTrainingState = False,
     json_output: JsonOutput = False,
 ) -> None:
     """Log a commit as an MLflow run and register it as a new model version."""
@@ -238,6 +253,7 @@ def publish_mlflow(
             description=description,
             tags=_tags_mapping(tag) or None,
             metrics=parse_metrics(metric) or None,
+            include_training_state=include_training_state,
         )
     _report(result, json_output)
 

@@ -102,7 +102,8 @@ def add(
         list[Path],
         typer.Argument(
             help="Checkpoint files or folders: .safetensors (or an index), "
-            ".pt/.bin/.pth/.ckpt, .npz, or a Hugging Face model folder."
+            ".pt/.bin/.pth/.ckpt, .npz, a Hugging Face model folder, .onnx, .keras, "
+            "a TensorFlow checkpoint (.index or its folder) or SavedModel folder."
         ),
     ],
     prefix: Annotated[
@@ -185,14 +186,16 @@ def commit(
     print_commit_line(repo, commit_hash, message)
 
 
-def refuse_empty_commit(repo: Repository, what: str = "") -> None:
-    """The CLI never records a commit that changes nothing (the API may, on request)."""
+def refuse_empty_commit(
+    repo: Repository,
+    what: str = "",
+    hint: str = "stage changed weights with `coral add`, or pass --allow-empty",
+) -> None:
+    """The CLI never records a commit that changes nothing (the API may, on request).
+    `what` prefixes the message; `hint` says what the calling command can do instead."""
     if repo.head_commit() is not None and not repo.staged_changes():
         where = repo.current_branch or "detached HEAD"
-        raise NothingToCommitError(
-            f"{what}nothing to commit on {where}",
-            hint="stage changed weights with `coral add`, or pass --allow-empty",
-        )
+        raise NothingToCommitError(f"{what}nothing to commit on {where}", hint=hint)
 
 
 def print_commit_line(repo: Repository, commit_hash: str, message: str) -> None:

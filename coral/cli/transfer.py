@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +35,10 @@ PANEL = "Files"
 def import_(
     path: Annotated[
         Path,
-        typer.Argument(help="Checkpoint file or folder (.safetensors, .pt/.bin, .npz, HF folder)."),
+        typer.Argument(
+            help="Checkpoint file or folder: .safetensors, .pt/.bin, .npz, an HF folder, .onnx, "
+            ".keras, a TensorFlow checkpoint (.index or its folder) or SavedModel folder."
+        ),
     ],
     message: Annotated[
         str | None, typer.Option("--message", "-m", help="Commit message (default: 'Import PATH').")
@@ -73,7 +77,12 @@ def import_(
     if metrics:
         metadata["metrics"] = metrics
     msg = message or f"Import {path}"
-    refuse_empty_commit(repo, what=f"{path} holds the same tensors as HEAD: ")
+    refuse_empty_commit(
+        repo,
+        what=f"{path} holds the same tensors as HEAD: ",
+        hint="HEAD already holds them (`coral show HEAD` lists them)"
+        + ("; --replace also removes HEAD tensors the checkpoint lacks" if not replace else ""),
+    )
     commit_hash = repo.commit(msg, author=author, metadata=metadata)
     if json_output:
         emit_json({"commit_hash": commit_hash, "tensors": len(weights), **counts})
@@ -104,20 +113,40 @@ def export(
     max_shard_size: Annotated[
         str | None, typer.Option("--max-shard-size", help="Shard safetensors output, e.g. 5GB.")
     ] = None,
+    include_training_state: Annotated[
+        bool,
+        typer.Option(
+            "--include-training-state",
+            help="Also export a training checkpoint's optimizer, scheduler and RNG tensors.",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Write a commit's tensors to a checkpoint file (bit-exact)."""
+    """Write a commit's tensors to a checkpoint file (bit-exact).
+
+    For a training checkpoint, only the model's weights (tied ones under every name)."""
     from coral.integrations.formats import FORMATS, save_weights
+    from coral.integrations.pytorch import model_weights
+    from coral.training.state import TRAINING_KEY
 
     if fmt is not None and fmt not in FORMATS:
         raise CoralError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(FORMATS)}")
     repo = open_repo()
     commit = repo.get_commit(ref)
-    lazy = repo.get_all_weights(commit.commit_hash, layers, lazy=True)
+    stored = repo.get_all_weights(commit.commit_hash, lazy=True)
+    lazy = stored
+    if not include_training_state:  # a training checkpoint: the model's weights, ties restored
+        lazy = model_weights(stored, commit.metadata.get(TRAINING_KEY))
+    if layers:
+        lazy = {n: w for n, w in lazy.items() if fnmatch.fnmatchcase(n, layers)}
     if not lazy:
+        # what matches but was left out is training state
+        held_back = any(fnmatch.fnmatchcase(n, layers or "*") for n in stored)
         raise CoralError(
-            f"no tensors to export from {ref}" + (f" matching {layers!r}" if layers else ""),
-            hint=f"list the tensors with `coral show {ref}`",
+            f"no {'model ' if held_back else ''}tensors to export from {ref}"
+            + (f" matching {layers!r}" if layers else ""),
+            hint=f"list the tensors with `coral show {ref}`"
+            + (", or pass --include-training-state" if held_back else ""),
         )
     with progress(f"reading {len(lazy)} tensors", len(lazy)) as advance:
         arrays = {}

@@ -26,7 +26,7 @@ def watch(
             "--pattern",
             "-p",
             help="File/folder name pattern to watch (repeatable; "
-            "default: [watch] patterns, else common checkpoint suffixes).",
+            "default: \\[watch] patterns, else common checkpoint suffixes).",
         ),
     ] = None,
     every: Annotated[

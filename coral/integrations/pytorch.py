@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,10 +34,26 @@ RNG_PREFIX = "__rng__"
 EXTRA_PREFIX = "__extra__"
 RESERVED_PREFIXES = tuple(f"{p}/" for p in (OPTIM_PREFIX, SCHED_PREFIX, RNG_PREFIX, EXTRA_PREFIX))
 
+_V = TypeVar("_V")
+
 
 def is_reserved_name(name: str) -> bool:
     """Whether a weight name belongs to training state rather than to the model."""
     return name.startswith(RESERVED_PREFIXES)
+
+
+def model_weights(
+    weights: Mapping[str, _V], record: Mapping[str, Any] | None = None
+) -> dict[str, _V]:
+    """The model's own weights out of a checkpoint commit's: training state (names under
+    RESERVED_PREFIXES) left out, and the tied-weight aliases the training `record` lists put
+    back, each alias holding the very value of the name it is tied to (as in the state dict)."""
+    model = {n: w for n, w in weights.items() if not is_reserved_name(n)}
+    aliases = record.get("aliases") if isinstance(record, Mapping) else None
+    for alias, stored in dict(aliases or {}).items():
+        if stored in model:
+            model[alias] = model[stored]
+    return model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -301,12 +317,9 @@ def unpack_checkpoint(
     """
     record = dict(record or {})
     aliases = dict(record.get("aliases") or {})
-    model_state: dict[str, Any] = {n: w for n, w in weights.items() if not is_reserved_name(n)}
+    model_state: dict[str, Any] = model_weights(weights, record)
     if record.get("model_extra_state"):
         model_state.update(decode_state(record["model_extra_state"], weights))
-    for alias, stored in aliases.items():
-        if stored in model_state:
-            model_state[alias] = model_state[stored]
     rng = decode_state(record["rng"], weights) if record.get("rng") else None
     state = TrainingState(
         step=int(record.get("step") or 0),

@@ -65,10 +65,14 @@ class ModelPublisher:
         metrics: Mapping[str, Any] | None = None,
         tags: Sequence[str] | None = None,
         token: str | None = None,
+        *,
+        include_training_state: bool = False,
     ) -> PublishResult:
         """Upload `commit_ref` to the Hub repository `repo_id` (created if missing) as
         `model.safetensors` (sharded above the limit), a generated `README.md` model card and
-        `coral_metadata.json`. The token is `token`, else `HF_TOKEN`; the endpoint `HF_ENDPOINT`."""
+        `coral_metadata.json`. The token is `token`, else `HF_TOKEN`; the endpoint `HF_ENDPOINT`.
+        A training checkpoint's optimizer/RNG state is left out unless `include_training_state`
+        (see `CommitSnapshot.load`)."""
         from coral.registry import hf_hub
 
         def publish(snap: CommitSnapshot, meta: dict[str, Any]) -> PublishResult:
@@ -135,7 +139,9 @@ class ModelPublisher:
                 metadata=meta,
             )
 
-        return self._publish(RegistryType.HUGGINGFACE, repo_id, commit_ref, publish)
+        return self._publish(
+            RegistryType.HUGGINGFACE, repo_id, commit_ref, publish, include_training_state
+        )
 
     # -- MLflow ----------------------------------------------------------------------------------
     def publish_mlflow(
@@ -147,10 +153,13 @@ class ModelPublisher:
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         metrics: Mapping[str, Any] | None = None,
+        *,
+        include_training_state: bool = False,
     ) -> PublishResult:
         """Log `commit_ref` as an MLflow run (params, metrics, the weights and
         `coral_metadata.json` as artifacts) and register it as a new version of `model_name`.
-        `result.version` is the model version; `result.metadata["run_id"]` the run."""
+        `result.version` is the model version; `result.metadata["run_id"]` the run. A training
+        checkpoint's optimizer/RNG state is left out unless `include_training_state`."""
         from coral.registry import mlflow_registry
 
         def publish(snap: CommitSnapshot, meta: dict[str, Any]) -> PublishResult:
@@ -228,7 +237,9 @@ class ModelPublisher:
                 metadata=meta,
             )
 
-        return self._publish(RegistryType.MLFLOW, model_name, commit_ref, publish)
+        return self._publish(
+            RegistryType.MLFLOW, model_name, commit_ref, publish, include_training_state
+        )
 
     # -- local folder ----------------------------------------------------------------------------
     def publish_local(
@@ -237,11 +248,14 @@ class ModelPublisher:
         commit_ref: str = "HEAD",
         format: str = "safetensors",
         include_metadata: bool = True,
+        *,
+        include_training_state: bool = False,
     ) -> PublishResult:
         """Export `commit_ref` into the folder `output_path` as `model.safetensors` (sharded with
         an HF index above the limit), `model.pt` (a state dict for `torch.load(weights_only=True)`)
         or `model.npz`, plus `coral_metadata.json` when `include_metadata`. A folder holding
-        anything but an earlier export is refused rather than overwritten."""
+        anything but an earlier export is refused rather than overwritten. A training
+        checkpoint's optimizer/RNG state is left out unless `include_training_state`."""
         out = Path(output_path).expanduser().absolute()
 
         def publish(snap: CommitSnapshot, meta: dict[str, Any]) -> PublishResult:
@@ -285,7 +299,9 @@ class ModelPublisher:
                 metadata=meta,
             )
 
-        return self._publish(RegistryType.LOCAL, str(out), commit_ref, publish)
+        return self._publish(
+            RegistryType.LOCAL, str(out), commit_ref, publish, include_training_state
+        )
 
     # -- history ---------------------------------------------------------------------------------
     def get_history(
@@ -326,12 +342,15 @@ class ModelPublisher:
         model_name: str,
         commit_ref: str,
         publish: Callable[[CommitSnapshot, dict[str, Any]], PublishResult],
+        include_training_state: bool = False,
     ) -> PublishResult:
         """Resolve the commit, run `publish`, turn any failure into a result, record it."""
         meta: dict[str, Any] = {"commit_ref": commit_ref, "weight_count": 0}
         try:
             self._progress(f"reading commit {commit_ref}")
-            snap = CommitSnapshot.load(self.repo, commit_ref)
+            snap = CommitSnapshot.load(
+                self.repo, commit_ref, include_training_state=include_training_state
+            )
             meta.update(snap.summary())
             result = publish(snap, meta)
         except Exception as exc:

@@ -14,6 +14,8 @@ import coral
 from coral.core.weight_tensor import WeightTensor
 from coral.integrations.formats import save_weights
 from coral.integrations.formats._common import atomic_write
+from coral.integrations.pytorch import model_weights
+from coral.training.state import TRAINING_KEY
 from coral.version_control.objects import Commit
 from coral.version_control.repository import Repository
 
@@ -36,9 +38,18 @@ class CommitSnapshot:
     coral_version: str = field(default=coral.__version__)
 
     @classmethod
-    def load(cls, repo: Repository, ref: str) -> CommitSnapshot:
-        """Resolve `ref` in `repo` and read its weights (a CoralError if the ref is unknown)."""
+    def load(
+        cls, repo: Repository, ref: str, *, include_training_state: bool = False
+    ) -> CommitSnapshot:
+        """Resolve `ref` in `repo` and read its weights (a CoralError if the ref is unknown).
+
+        A training checkpoint's optimizer/scheduler/RNG/extra tensors are left out and its tied
+        weights put back under every name (`model_weights`) unless `include_training_state`,
+        which keeps the commit's tensors exactly as stored."""
         commit = repo.get_commit(ref)
+        weights = repo.get_all_weights(commit.commit_hash)
+        if not include_training_state:
+            weights = model_weights(weights, commit.metadata.get(TRAINING_KEY))
         tags = sorted(
             (t for t in repo.list_tags() if t.commit_hash == commit.commit_hash),
             key=lambda t: t.created_at,
@@ -51,7 +62,7 @@ class CommitSnapshot:
             commit=commit,
             branch=_branch_of(repo, ref, commit.commit_hash),
             tags=sorted(t.name for t in tags),
-            weights=repo.get_all_weights(commit.commit_hash),
+            weights=weights,
             tag_metrics=tag_metrics,
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,9 @@ import typer
 from typer.testing import CliRunner
 
 import coral.cli
+from coral import errors
 from coral.cli.main import app, register_commands
+from coral.integrations.formats import FORMATS, READ_ONLY_FORMATS
 from coral.version_control.repository import Repository
 from tests.cli.conftest import Invoke, assert_user_error
 
@@ -78,6 +81,41 @@ def test_modules_with_register_are_picked_up(
     assert result.output.strip() == "hello coral"
     for mod in ("hello_cmd", "helper_without_register"):
         sys.modules.pop(f"coral.cli.{mod}", None)
+
+
+def test_messages_name_only_existing_commands() -> None:
+    """Every `coral CMD` a message, hint or help text mentions is a real command (no hint may
+    send users to `coral pull` or `coral remote` before remotes exist)."""
+    commands = _command_names()
+    mentioned: dict[str, set[str]] = {}
+    package = Path(coral.__file__).parent
+    for path in package.rglob("*.py"):
+        for name in re.findall(r"`coral ([a-z][a-z-]*)", path.read_text(encoding="utf-8")):
+            mentioned.setdefault(name, set()).add(str(path.relative_to(package)))
+    assert {n: sorted(f) for n, f in mentioned.items() if n not in commands} == {}
+    assert mentioned.keys() >= {"fsck", "gc", "add"}  # the pattern does find them
+    for cls in vars(errors).values():
+        if isinstance(cls, type) and issubclass(cls, errors.CoralError) and cls.default_hint:
+            assert not re.search(r"\bpull\b", cls.default_hint), cls
+
+
+def test_import_and_add_help_list_every_readable_format() -> None:
+    named = {"onnx": ".onnx", "keras": ".keras", "tf-savedmodel": "SavedModel"}
+    named["tf-checkpoint"] = "TensorFlow"
+    for command in ("import", "add"):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        for fmt in (*FORMATS, *READ_ONLY_FORMATS):
+            if fmt in ("safetensors", "npz"):
+                assert f".{fmt}" in result.output, (command, fmt)
+            elif fmt in named:
+                assert named[fmt] in result.output, (command, fmt)
+
+
+def test_watch_help_names_the_config_section() -> None:
+    result = CliRunner().invoke(app, ["watch", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "default: [watch] patterns" in result.output
 
 
 def test_help_and_version() -> None:

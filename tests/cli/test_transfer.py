@@ -11,7 +11,7 @@ import pytest
 
 from coral.integrations.formats import load_checkpoint, load_weights, save_weights
 from coral.version_control.repository import Repository
-from tests.cli.conftest import Invoke, assert_user_error
+from tests.cli.conftest import Invoke, assert_user_error, weights
 
 
 def mixed_weights() -> dict[str, np.ndarray]:
@@ -72,7 +72,13 @@ def test_import_commit_records_source_and_config(
     assert (tmp_path / "again" / "model.safetensors.index.json").exists()
     ckpt = load_checkpoint(tmp_path / "again")
     assert ckpt.metadata["config"] == config and ckpt.metadata["coral_ref"] == "HEAD"
-    assert_user_error(coral("import", str(tmp_path / "hf")), "nothing to commit")
+    again = coral("import", str(tmp_path / "hf"))
+    assert_user_error(again, "nothing to commit", "--replace")
+    assert "--allow-empty" not in again.stderr  # `coral import` has no such option
+    assert coral("import", str(tmp_path / "hf"), "--replace").exit_code == 0  # drops 3 tensors
+    again = coral("import", str(tmp_path / "hf"), "--replace")
+    assert_user_error(again, "nothing to commit", "coral show HEAD")
+    assert "--replace" not in again.stderr
 
 
 def test_export_layers_and_formats(tmp_path: Path, coral: Invoke) -> None:
@@ -94,6 +100,42 @@ def test_export_layers_and_formats(tmp_path: Path, coral: Invoke) -> None:
     )
 
 
+def test_export_of_a_training_checkpoint(tmp_path: Path, repo_path: Path, coral: Invoke) -> None:
+    """Only the model's weights (tied names restored) unless --include-training-state."""
+    model = weights(2)
+    with Repository(repo_path) as repo:
+        repo.add_all_weights(
+            {
+                **model,
+                "__optim__/0/state/0/exp_avg": np.ones(3, np.float32),
+                "__rng__/numpy/state": np.arange(4, dtype=np.uint32),
+            }
+        )
+        repo.commit("ckpt", metadata={"training": {"aliases": {"head.tied": "encoder.weight"}}})
+        stored = sorted(repo.get_all_weights("HEAD"))
+    out = coral("export", "HEAD", str(tmp_path / "m.safetensors"))
+    assert out.exit_code == 0, out.output
+    loaded = load_weights(tmp_path / "m.safetensors")
+    assert sorted(loaded) == sorted([*model, "head.tied"])
+    assert loaded["head.tied"].tobytes() == model["encoder.weight"].tobytes()
+    out = coral("export", "HEAD", str(tmp_path / "head.npz"), "--layers", "head.*")
+    assert out.exit_code == 0, out.output
+    assert sorted(load_weights(tmp_path / "head.npz")) == ["head.tied", "head.weight"]
+    out = coral("export", "HEAD", str(tmp_path / "all.npz"), "--include-training-state")
+    assert out.exit_code == 0, out.output
+    assert sorted(load_weights(tmp_path / "all.npz")) == stored
+    assert_user_error(
+        coral("export", "HEAD", str(tmp_path / "o.npz"), "--layers", "__optim__/*"),
+        "no model tensors",
+        "--include-training-state",
+    )
+    out = coral(
+        "export", "HEAD", str(tmp_path / "o.npz"), "-l", "__optim__/*", "--include-training-state"
+    )
+    assert out.exit_code == 0, out.output
+    assert sorted(load_weights(tmp_path / "o.npz")) == ["__optim__/0/state/0/exp_avg"]
+
+
 def test_import_refuses_malicious_pickle(tmp_path: Path, coral: Invoke) -> None:
     torch = pytest.importorskip("torch")
     import os
@@ -101,7 +143,7 @@ def test_import_refuses_malicious_pickle(tmp_path: Path, coral: Invoke) -> None:
     marker = tmp_path / "pwned"
 
     class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
     torch.save({"w": torch.ones(2), "x": Evil()}, tmp_path / "evil.pt")
