@@ -132,7 +132,7 @@ def _decode_sparse(payload: memoryview, size: int) -> np.ndarray:
         bitmap = dec.decompress(
             payload[_LEN.size : _LEN.size + mask_len], max_output_size=(size + 7) // 8
         )
-        mask = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=size).astype(bool)
+        mask = np.unpackbits(np.frombuffer(bitmap, np.uint8), count=size).view(bool)
         count = int(np.count_nonzero(mask))
         values = (
             dec.decompress(payload[_LEN.size + mask_len :], max_output_size=count) if count else b""
@@ -142,7 +142,8 @@ def _decode_sparse(payload: memoryview, size: int) -> np.ndarray:
     if len(bitmap) != (size + 7) // 8 or len(values) != count:
         raise ValueError("sparse plane does not match its size")
     out = np.zeros(size, dtype=np.uint8)
-    out[mask] = np.frombuffer(values, np.uint8)
+    if count:
+        np.place(out, mask, np.frombuffer(values, np.uint8))  # faster than out[mask] = ...
     return out
 
 
