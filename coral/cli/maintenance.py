@@ -55,6 +55,8 @@ def fsck(
     else:
         console = out()
         checked = ", ".join(f"{kind} {n}" for kind, n in sorted(report.checked.items()))
+        for note in report.info:
+            console.print(f"[dim]info:[/dim] {escape(str(note))}")
         for w in report.warnings:
             console.print(f"[yellow]warning:[/yellow] {escape(str(w))}")
         for p in report.problems:

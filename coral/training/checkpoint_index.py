@@ -1,9 +1,10 @@
 """`CheckpointIndex`: the training checkpoints of each branch, in the repository database.
 
 One row per checkpoint commit: branch, step, epoch, metrics, and when (if) retention pruned it.
-Pruning only marks the row — commits are never rewritten — so a pruned checkpoint disappears
-from `list_checkpoints` but stays loadable by its hash (and can be brought back with `unprune`)
-until the repository's garbage collection decides otherwise.
+Pruning marks the row and — once no branch lists the commit any more — the commit itself
+(`Repository.prune_commits`); commits are never rewritten. A pruned checkpoint disappears from
+`list_checkpoints` but stays in the history and loadable by its hash (and can be brought back
+with `unprune`) until `gc`, which deletes its weights unless a branch, tag or HEAD names it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class CheckpointIndex:
     """Reads and writes the `training_checkpoints` table of a repository's database."""
 
     def __init__(self, repo: Any) -> None:
+        self.repo = repo
         self.db = repo.database
         self.db.ensure_component(COMPONENT, SCHEMA_VERSION, _SCHEMA)
 
@@ -111,9 +113,12 @@ class CheckpointIndex:
         ]
 
     def mark_pruned(self, branch: str, commits: Iterable[str]) -> int:
+        """Hide checkpoints from the branch's list; commits no branch lists any more are
+        pruned in the repository too (gc may then delete their weights). Returns rows hidden."""
+        commits = list(dict.fromkeys(commits))
         now = time.time()
         with self.db.transaction() as tx:
-            return sum(
+            hidden = sum(
                 tx.execute(
                     "UPDATE training_checkpoints SET pruned_at=? WHERE branch=? AND commit_id=? "
                     "AND pruned_at IS NULL",
@@ -121,9 +126,16 @@ class CheckpointIndex:
                 ).rowcount
                 for c in commits
             )
+            unlisted = [c for c in commits if not self._listed(tx, c)]
+            if unlisted:
+                self.repo.prune_commits(unlisted, reason="retention")
+        return hidden
 
     def unprune(self, branch: str, commit: str) -> bool:
-        with self.db.transaction() as tx:
+        """List a pruned checkpoint again. Raises PrunedCommitError when gc already deleted
+        its weights."""
+        with self.repo.write_lock(), self.db.transaction() as tx:  # lock order: as commits
+            self.repo.unprune_commits([commit])
             return (
                 tx.execute(
                     "UPDATE training_checkpoints SET pruned_at=NULL WHERE branch=? AND commit_id=?",
@@ -131,6 +143,17 @@ class CheckpointIndex:
                 ).rowcount
                 > 0
             )
+
+    @staticmethod
+    def _listed(tx: Any, commit: str) -> bool:
+        return (
+            tx.execute(
+                "SELECT 1 FROM training_checkpoints WHERE commit_id=? AND pruned_at IS NULL "
+                "LIMIT 1",
+                (commit,),
+            ).fetchone()
+            is not None
+        )
 
     def pruned_commits(self, branch: str | None = None) -> set[str]:
         """Commits retention pruned (on `branch`, or anywhere)."""

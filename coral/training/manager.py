@@ -10,8 +10,9 @@
 
 The training thread pays only for copying the tensors (CPU clone, or an asynchronous copy into
 pinned memory for CUDA); hashing, compression and disk writes run on a background thread. An
-error there is raised by the manager's next call. Retention marks old checkpoints pruned in the
-repository database (commits are never rewritten).
+error there is raised by the manager's next call. Retention prunes old checkpoints (commits
+are never rewritten): they leave `list_checkpoints` and stay loadable by hash until `gc`, which
+deletes their weights (`unprune` first to keep one).
 """
 
 from __future__ import annotations
@@ -348,7 +349,8 @@ class CheckpointManager:
         return best_checkpoint(self.list_checkpoints(), metric, mode or self.config.mode)
 
     def unprune(self, commit: str) -> bool:
-        """Bring a pruned checkpoint back into `list_checkpoints`."""
+        """Bring a pruned checkpoint back into `list_checkpoints` (before `gc` deleted its
+        weights: after, this raises PrunedCommitError)."""
         with self._lock:
             return self.index.unprune(self.branch, self.repo.resolve_ref(commit))
 

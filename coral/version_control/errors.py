@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coral.errors import CoralError
+from coral.errors import CoralError, ObjectNotFoundError
 
 
 class RefExistsError(CoralError):
@@ -27,3 +27,12 @@ class BranchNotMergedError(CoralError):
 
 class CurrentBranchError(CoralError):
     default_hint = "check out another branch first"
+
+
+class PrunedCommitError(ObjectNotFoundError):
+    """A pruned commit's weights were deleted by `gc` (the commit itself stays in the history)."""
+
+    default_hint = (
+        "a pruned commit keeps its weights only until `coral gc`; to keep one, unprune it before "
+        "gc (Repository.unprune_commits, CheckpointManager.unprune) or tag it"
+    )

@@ -4,6 +4,9 @@ Problems are (kind, id, path, reason): `kind` is an object kind ("tensor", "chun
 "tree", "tag") or "ref" / "reflog" / "staging"; `id` the object id or ref name; `path` the
 object's file for damaged objects, or where in the history a missing object is referenced
 (`refs/heads/main`, `<commit>:<tensor name>`, ...).
+
+A pruned commit whose tree or tensors gc deleted is expected, not damage: it is listed in
+`FsckReport.info`, not in `problems`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from coral.errors import CoralError, CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
+from coral.version_control import pruning
 from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree
 
 if TYPE_CHECKING:
@@ -37,6 +41,7 @@ class FsckReport:
     problems: list[FsckProblem] = field(default_factory=list)
     warnings: list[FsckProblem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
+    info: list[FsckProblem] = field(default_factory=list)  # expected: pruned commits gc'd
 
     @property
     def ok(self) -> bool:
@@ -53,13 +58,16 @@ class FsckReport:
             "checked": dict(self.checked),
             "problems": [p._asdict() for p in self.problems],
             "warnings": [w._asdict() for w in self.warnings],
+            "info": [i._asdict() for i in self.info],
         }
 
     def __str__(self) -> str:
         if self.ok:
             total = sum(self.checked.values())
-            return f"ok: {total} objects checked" + (
-                f", {len(self.warnings)} warning(s)" if self.warnings else ""
+            return (
+                f"ok: {total} objects checked"
+                + (f", {len(self.warnings)} warning(s)" if self.warnings else "")
+                + (f", {len(self.info)} pruned commit(s) without weights" if self.info else "")
             )
         return "\n".join(str(p) for p in self.problems)
 
@@ -202,6 +210,7 @@ class _Checker:
             starts.append(("HEAD", head))
         seen: set[str] = set()
         trees_done: set[str] = set()
+        pruned = pruning.pruned(repo.database)
         stack = [(cid, ref) for ref, cid in starts]
         while stack:
             cid, via = stack.pop()
@@ -219,6 +228,13 @@ class _Checker:
                 self.report.add(COMMIT, cid, self._file(COMMIT, cid), exc.reason)
                 continue
             stack.extend((p, f"{cid[:10]}^") for p in commit.parent_hashes)
+            if cid in pruned and pruning.weights_collected(repo, cid):
+                # gc took its weights, as pruning allows; a live commit sharing its tree or
+                # tensors still has them checked (so this one does not mark the tree done)
+                self.report.info.append(
+                    FsckProblem(COMMIT, cid, via, "pruned; gc deleted its weights (expected)")
+                )
+                continue
             if commit.tree_id not in trees_done:
                 trees_done.add(commit.tree_id)
                 self._check_tree(commit.tree_id, cid)

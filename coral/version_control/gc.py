@@ -2,9 +2,12 @@
 
 Roots: all branches and tags (and tag objects), HEAD, every commit any reflog entry names, and
 every tensor in the staging area. From the roots: commits -> parents and trees -> tensors;
-the store adds the chunks those tensors need, delta references included. The walk and the
-deletion run under the repository lock held exclusively, so no writer can store an object
-and reference it while gc decides it is garbage.
+the store adds the chunks those tensors need, delta references included. A pruned commit
+(`coral.version_control.pruning`) is kept and its parents are followed, but its tree is live
+only while a branch, tag or HEAD names the commit itself — being reachable through a
+descendant or through the reflog is not enough — so gc deletes the tree and every tensor
+nothing live shares with it. The walk and the deletion run under the repository lock held
+exclusively, so no writer can store an object and reference it while gc decides it is garbage.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
+from coral.version_control import pruning
 from coral.version_control.objects import COMMIT, TAG, TREE
 
 if TYPE_CHECKING:
@@ -56,12 +60,15 @@ class GCResult:
 
 
 def live_objects(repo: Repository) -> LiveSet:
-    """Everything reachable from refs, HEAD, the reflog and the staging area."""
+    """Everything reachable from refs, HEAD, the reflog and the staging area (the trees of
+    pruned commits only when a ref or HEAD names the commit)."""
     live = LiveSet()
     roots = set(repo.refs.all_ref_targets().values())
     head = repo.refs.head().commit
     if head:
         roots.add(head)
+    named = set(roots)
+    pruned = pruning.pruned(repo.database)
     roots |= repo.refs.reflog_commits()
     live.tags = {t.tag_id for t in repo.refs.list_tags() if t.tag_id}
     stack = list(roots)
@@ -78,6 +85,8 @@ def live_objects(repo: Repository) -> LiveSet:
         stack.extend(commit.parent_hashes)
         if commit.tree_id in live.trees:
             continue
+        if cid in pruned and (cid not in named or not repo.store.has_blob(TREE, commit.tree_id)):
+            continue  # its weights go (or went, in an earlier gc: not a missing object)
         live.trees.add(commit.tree_id)
         try:
             tree = repo.read_tree(commit.tree_id)
@@ -107,7 +116,9 @@ def collect_garbage(
                 None,
                 f"gc stopped: {len(live.missing)} reachable object(s) are missing or "
                 f"corrupt (first: {live.missing[0]}), so what they reference cannot be traced",
-                hint="run `coral fsck`, restore the objects (e.g. `coral pull`), or force the gc",
+                hint="run `coral fsck` to list them and copy them back from a backup of "
+                ".coral/objects; Repository.gc(force=True) collects anyway, deleting what only "
+                "they referenced",
             )
         live_blobs = {COMMIT: live.commits, TREE: live.trees, TAG: live.tags}
         result = GCResult(
@@ -129,11 +140,16 @@ def collect_garbage(
         else:
             report = gc(live.tensors, live_blobs)
         _forget_fingerprints(repo, [t for t in dead if not store.exists(t)])
+        gone = [c for c in pruning.pruned(repo.database) if not store.has_blob(COMMIT, c)]
+        pruning.remove(repo.database, gone)  # deleted commits need no pruned mark
     result.removed = dict(report.removed)
     result.freed_bytes = report.freed_bytes
     for cid in list(repo._commits):
         if cid not in live.commits:
             repo._commits.pop(cid, None)
+    for tid in list(repo._trees):
+        if tid not in live.trees:
+            repo._trees.pop(tid, None)
     return result
 
 

@@ -18,11 +18,9 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from coral.core.hashing import is_hash
 from coral.core.weight_tensor import WeightTensor, as_weight_tensor
@@ -33,11 +31,12 @@ from coral.errors import (
     InvalidNameError,
     NotARepositoryError,
     NothingToCommitError,
+    ObjectNotFoundError,
     RefNotFoundError,
     RepositoryExistsError,
 )
 from coral.storage.base import WeightStore
-from coral.version_control import history
+from coral.version_control import history, pruning
 from coral.version_control.database import FORMAT_VERSION, Database
 from coral.version_control.diff import DiffResult, diff_trees
 from coral.version_control.errors import (
@@ -224,7 +223,14 @@ class Repository:
 
     def get_tree(self, ref: str = HEAD) -> Tree:
         """The tree (name -> TreeEntry) of the commit a ref names."""
-        return self.read_tree(self.get_commit(ref).tree_id)
+        return self._commit_tree(self.resolve_ref(ref))
+
+    def _commit_tree(self, commit_hash: str) -> Tree:
+        try:
+            return self.read_tree(self.read_commit(commit_hash).tree_id)
+        except ObjectNotFoundError as exc:
+            pruning.raise_if_collected(self, commit_hash, exc)
+            raise
 
     def _head_tree(self) -> Tree:
         head = self.refs.head()
@@ -614,12 +620,17 @@ class Repository:
     ) -> dict[str, WeightTensor]:
         """name -> WeightTensor of the commit `ref` names (only names matching `layers`, an
         fnmatch pattern or a list of them, when given). `lazy=True` reads values on first use."""
-        tree = self.get_tree(ref)
+        commit_hash = self.resolve_ref(ref)
+        tree = self._commit_tree(commit_hash)
         names = _select(tree.names(), layers)
         entries = [tree.entries[n] for n in names]
-        if lazy or len(entries) <= 1 or sum(e.nbytes for e in entries) < _PARALLEL_READ_BYTES:
-            return {e.name: self._load_entry(e, lazy) for e in entries}
-        loaded = list(self._reader_pool().map(lambda e: self._load_entry(e, False), entries))
+        try:
+            if lazy or len(entries) <= 1 or sum(e.nbytes for e in entries) < _PARALLEL_READ_BYTES:
+                return {e.name: self._load_entry(e, lazy) for e in entries}
+            loaded = list(self._reader_pool().map(lambda e: self._load_entry(e, False), entries))
+        except ObjectNotFoundError as exc:
+            pruning.raise_if_collected(self, commit_hash, exc)
+            raise
         return {e.name: w for e, w in zip(entries, loaded, strict=True)}
 
     def _reader_pool(self) -> ThreadPoolExecutor:
@@ -631,11 +642,15 @@ class Repository:
 
     def get_weight(self, name: str, ref: str = HEAD, *, lazy: bool = False) -> WeightTensor:
         """One tensor of the commit `ref` names."""
-        tree = self.get_tree(ref)
-        entry = tree.entries.get(name)
+        commit_hash = self.resolve_ref(ref)
+        entry = self._commit_tree(commit_hash).entries.get(name)
         if entry is None:
             raise WeightNotFoundError(f"no weight named {name!r} in {ref}")
-        return self._load_entry(entry, lazy)
+        try:
+            return self._load_entry(entry, lazy)
+        except ObjectNotFoundError as exc:
+            pruning.raise_if_collected(self, commit_hash, exc)
+            raise
 
     def _load_entry(self, entry: TreeEntry, lazy: bool) -> WeightTensor:
         meta = entry.to_metadata()
@@ -753,12 +768,35 @@ class Repository:
         return merge_refs(self, branch, strategy, message=message, author=author, **params)
 
     def gc(self, *, dry_run: bool = False, grace_seconds: float = 0.0, force: bool = False) -> Any:
-        """Delete objects nothing reachable needs (refs, HEAD, reflog, staging area).
+        """Delete objects nothing reachable needs (refs, HEAD, reflog, staging area), and the
+        weights of pruned commits no ref or HEAD names (`prune_commits`).
 
         Objects younger than `grace_seconds` are kept. Returns a GCResult."""
         from coral.version_control.gc import collect_garbage
 
         return collect_garbage(self, dry_run=dry_run, grace_seconds=grace_seconds, force=force)
+
+    def prune_commits(self, hashes: Iterable[str], reason: str = "retention") -> int:
+        """Mark commits (hashes or any refs) pruned: they stay in the history, but the next
+        `gc` deletes their weights unless a branch, tag or HEAD names them directly (see
+        `coral.version_control.pruning`). Returns how many were not pruned already."""
+        return pruning.add(self.database, [self.resolve_ref(h) for h in hashes], reason)
+
+    def unprune_commits(self, hashes: Iterable[str]) -> int:
+        """Undo `prune_commits`; returns how many were pruned. Raises PrunedCommitError (and
+        unprunes none) when gc already deleted the weights of one of them."""
+        commits = [self.resolve_ref(h) for h in hashes]
+        # the lock waits for a gc deciding with the old list
+        with self.write_lock(), self.database.transaction():
+            for c in commits:
+                err = pruning.collected_error(self, c)
+                if err is not None and pruning.weights_collected(self, c):
+                    raise err
+            return pruning.remove(self.database, commits)
+
+    def pruned_commits(self) -> set[str]:
+        """Hashes of every pruned commit."""
+        return pruning.pruned(self.database)
 
     def fsck(self, *, full: bool = True) -> Any:
         """Check every object's hash and every reference; returns an FsckReport."""
@@ -853,13 +891,16 @@ def _open_store(root: Path, config: Mapping[str, Any]) -> WeightStore:
     from coral.storage.local_store import LocalStore
 
     settings = config.get("storage", {}) if isinstance(config.get("storage"), dict) else {}
-    allowed = {
-        k: v
-        for k, v in settings.items()
-        if k in ("chunk_bytes", "max_chain_depth", "mode", "workers", "cache_bytes", "fsync")
-    }
+    valid = [f.name for f in fields(StoreConfig)]
+    unknown = sorted(k for k in settings if k not in valid)
+    if unknown:
+        raise CoralError(
+            f"unknown [storage] setting{'s' if len(unknown) > 1 else ''} in config.toml: "
+            + ", ".join(repr(k) for k in unknown),
+            hint=f"fix the spelling in .coral/config.toml; valid keys: {', '.join(valid)}",
+        )
     try:
-        store_config = StoreConfig(**allowed)
+        store_config = StoreConfig(**settings)
     except (TypeError, ValueError) as exc:
         raise CoralError(f"bad [storage] settings in config.toml: {exc}") from exc
     return LocalStore(root, store_config)
@@ -867,9 +908,4 @@ def _open_store(root: Path, config: Mapping[str, Any]) -> WeightStore:
 
 def weights_equal(a: Mapping[str, WeightTensor], b: Mapping[str, WeightTensor]) -> bool:
     """Whether two weight dicts hold the same names and bit-identical tensors."""
-    return a.keys() == b.keys() and all(
-        a[k].shape == b[k].shape
-        and a[k].dtype == b[k].dtype
-        and np.array_equal(a[k].data.view(np.uint8), b[k].data.view(np.uint8))
-        for k in a
-    )
+    return a.keys() == b.keys() and all(a[k].bit_equal(b[k]) for k in a)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from coral.core.dedup_stats import DeduplicationStats
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import ObjectStats
+from coral.version_control import pruning
+from coral.version_control.objects import Commit, Tree
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
@@ -20,6 +22,16 @@ def _tensor_stats(repo: Repository, tensor_id: str) -> ObjectStats | None:
     return st if isinstance(st, ObjectStats) else None
 
 
+def _tree(repo: Repository, commit: Commit, pruned: set[str]) -> Tree | None:
+    """The commit's tree; None for a pruned commit whose tree gc deleted (it is skipped)."""
+    try:
+        return repo.read_tree(commit.tree_id)
+    except ObjectNotFoundError:
+        if commit.commit_hash in pruned:
+            return None
+        raise
+
+
 class HistoryDeduplication:
     """`repo.deduplicator`: deduplication statistics over every commit reachable from a ref."""
 
@@ -31,8 +43,11 @@ class HistoryDeduplication:
         unique tensors stored as a delta; bytes: logical, unique logical, stored on disk."""
         stats = DeduplicationStats()
         sizes: dict[str, int] = {}
+        pruned = pruning.pruned(self.repo.database)
         for commit in self.repo.iter_commits():
-            tree = self.repo.read_tree(commit.tree_id)
+            tree = _tree(self.repo, commit, pruned)
+            if tree is None:
+                continue
             for entry in tree.entries.values():
                 stats.total_weights += 1
                 n = entry.nbytes
@@ -53,13 +68,17 @@ class HistoryDeduplication:
 
 def storage_history(repo: Repository) -> list[dict[str, Any]]:
     """One row per commit reachable from any ref, oldest first: logical bytes of its tree and
-    stored bytes of the tensors it introduced (not in any earlier commit)."""
+    stored bytes of the tensors it introduced (not in any earlier commit). Pruned commits whose
+    weights gc deleted are left out."""
     commits = list(repo.iter_commits())
     commits.reverse()
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
+    pruned = pruning.pruned(repo.database)
     for commit in commits:
-        tree = repo.read_tree(commit.tree_id)
+        tree = _tree(repo, commit, pruned)
+        if tree is None:
+            continue
         logical = 0
         stored = 0
         new = 0

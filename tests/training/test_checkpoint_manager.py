@@ -146,6 +146,52 @@ def test_retention_over_fifty_saves(repo):
         assert mgr2.best().step == best_two[0]
 
 
+def test_retention_then_gc_frees_pruned_checkpoints(repo):
+    from coral.version_control.errors import PrunedCommitError
+
+    model, opt, sched = make_run()
+    cfg = CheckpointConfig(every_n_steps=1, keep_last_n=3, keep_every_k=10)
+    states = {}
+    with CheckpointManager(repo, model, opt, sched, cfg) as mgr:
+        for step in range(1, 51):
+            train_step(model, opt, sched)  # every tensor and the optimizer state change
+            mgr.step(step, metrics={"loss": float(step)})
+            states[step] = {k: v.clone() for k, v in model.state_dict().items()}
+        mgr.wait()
+        kept = mgr.list_checkpoints()
+        pruned = [c for c in mgr.list_checkpoints(include_pruned=True) if c.pruned]
+        rescued = pruned[-1]
+        assert mgr.unprune(rescued.commit)  # unpruned before gc: survives it
+    assert {c.step for c in kept} == {10, 20, 30, 40, 48, 49, 50}
+    assert repo.pruned_commits() == {c.commit for c in pruned} - {rescued.commit}
+    survivors = [*kept, rescued]
+    before = {c.commit: repo.get_all_weights(c.commit) for c in survivors}
+
+    result = repo.gc()
+    assert result.freed_bytes > 0 and result.removed["tree"] == len(pruned) - 1
+    assert len(repo.log()) == 50  # the history keeps every checkpoint commit
+    assert repo.fsck().ok
+    for c in survivors:
+        after = repo.get_all_weights(c.commit)
+        assert after.keys() == before[c.commit].keys()
+        assert all(after[k].bit_equal(w) for k, w in before[c.commit].items())
+    victim = pruned[0]
+    with pytest.raises(PrunedCommitError, match="garbage-collected"):
+        repo.get_all_weights(victim.commit)
+
+    model2, opt2, sched2 = make_run(seed=1)
+    with CheckpointManager(repo, model2, opt2, sched2, cfg) as mgr:
+        for c in survivors:
+            state = mgr.load(c.commit)
+            assert state.step == c.step
+            _assert_same_state(model2.state_dict(), states[c.step])
+        with pytest.raises(PrunedCommitError):
+            mgr.load(victim.commit)
+        with pytest.raises(PrunedCommitError):
+            mgr.unprune(victim.commit)  # too late: gc took its weights
+        assert victim.step not in {c.step for c in mgr.list_checkpoints()}
+
+
 def test_on_improvement_saves_only_improvements(repo):
     model, opt, sched = make_run()
     cfg = CheckpointConfig(on_improvement="val_loss", mode="min", async_commit=False)

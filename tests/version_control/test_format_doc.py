@@ -57,6 +57,7 @@ def _use_every_component(path: Path) -> None:
     with Repository.init(path) as repo:
         repo.add_all_weights({"w": np.arange(8, dtype=np.float32)})  # fingerprint index
         repo.commit("one")
+        repo.prune_commits(["HEAD"])  # pruned_commits
         CheckpointIndex(repo)
         PublishHistory(repo.database).query(limit=1)
         ExperimentTracker(repo).close()

@@ -3,6 +3,7 @@ branches, tags, refs."""
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from coral.core.weight_tensor import WeightTensor
 from coral.errors import (
     AmbiguousRefError,
     ConcurrentUpdateError,
+    CoralError,
     FormatVersionError,
     InvalidNameError,
     NotARepositoryError,
@@ -21,6 +23,8 @@ from coral.errors import (
     RefNotFoundError,
     RepositoryExistsError,
 )
+from coral.storage.config import StoreConfig
+from coral.storage.local_store import LocalStore
 from coral.version_control.errors import (
     BranchNotMergedError,
     CurrentBranchError,
@@ -91,6 +95,26 @@ def test_newer_format_refused(tmp_path: Path) -> None:
     with pytest.raises(FormatVersionError) as info:
         Repository(tmp_path / "b")
     assert "upgrade" in str(info.value)
+
+
+def test_storage_settings_read_from_config(tmp_path: Path) -> None:
+    """Every StoreConfig field can be set in [storage]; a misspelt key is refused, not ignored."""
+    Repository.init(tmp_path).close()
+    cfg = tmp_path / ".coral" / "config.toml"
+    base = cfg.read_text()
+    cfg.write_text(base + '[storage]\nreverse_deltas = false\nmode = "fast"\nfsync = false\n')
+    with Repository(tmp_path) as r:
+        assert isinstance(r.store, LocalStore)
+        assert r.store.config.reverse_deltas is False
+        assert r.store.config.mode == "fast"
+        assert r.store.config.fsync is False
+    cfg.write_text(base + "[storage]\nreverse_delta = false\nchunk_byte = 4096\n")
+    with pytest.raises(CoralError) as info:
+        Repository(tmp_path)
+    assert "'chunk_byte', 'reverse_delta'" in info.value.message
+    assert info.value.hint is not None
+    for f in dataclasses.fields(StoreConfig):
+        assert f.name in info.value.hint
 
 
 def test_init_with_other_default_branch(tmp_path: Path) -> None:
@@ -491,3 +515,13 @@ def test_renamed_tensor_finds_similar_reference(repo: Repository) -> None:
     commit_weights(repo, {"new.name": x + np.float32(1e-4) * x}, "renamed and nudged")
     assert repo.store.stats().stored_bytes < 1.5 * one
     assert repo.deduplicator.get_stats().similar_weights == 1
+
+
+def test_weights_equal_handles_0d_and_nan_bits() -> None:
+    from coral.core.weight_tensor import WeightTensor
+    from coral.version_control.repository import weights_equal
+
+    nan_a = np.array(np.nan, dtype=np.float32)
+    nan_b = np.array([0x7FC00001], dtype=np.uint32).view(np.float32).reshape(())
+    assert weights_equal({"s": WeightTensor(nan_a)}, {"s": WeightTensor(nan_a.copy())})
+    assert not weights_equal({"s": WeightTensor(nan_a)}, {"s": WeightTensor(nan_b)})
