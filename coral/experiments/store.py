@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from coral.version_control.database import immediate_transaction
+
 COMPONENT = "experiments"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0
@@ -211,19 +213,8 @@ class ExperimentStore:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A `BEGIN IMMEDIATE` write transaction (joins an enclosing one)."""
-        with self._lock:
-            conn = self._connection()
-            if conn.in_transaction:
-                yield conn
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            else:
-                conn.execute("COMMIT")
+        with self._lock, immediate_transaction(self._connection()) as conn:
+            yield conn
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -111,18 +111,8 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A `BEGIN IMMEDIATE` transaction: holds the write lock, commits or rolls back."""
-        conn = self.connection()
-        if conn.in_transaction:  # nested use joins the outer transaction
+        with immediate_transaction(self.connection()) as conn:
             yield conn
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -202,3 +192,20 @@ class Database:
     def meta(self, key: str) -> str | None:
         rows = self.query("SELECT value FROM meta WHERE key=?", (key,))
         return str(rows[0][0]) if rows else None
+
+
+@contextmanager
+def immediate_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """`BEGIN IMMEDIATE` on `conn`, committed on success and rolled back on error; a call made
+    inside a transaction already open on `conn` joins it."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
