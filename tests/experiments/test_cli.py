@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -179,7 +180,8 @@ def test_list_show_best_compare(coral: Invoke, tmp_path: Path) -> None:
             str(plot),
         )
     ).stdout
-    assert "val_loss" in cmp_out and "lr" in cmp_out and "acc" not in cmp_out
+    assert "val_loss" in cmp_out and "lr" in cmp_out
+    assert re.search(r"\bacc\b", cmp_out) is None  # not asked for (ids are hex: whole word)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
     cmp_json = json.loads(_ok(coral("experiment", "compare", ids[0], ids[1], "--json")).stdout)
     assert set(cmp_json["metrics"]) == {"val_loss", "acc"}
