@@ -83,6 +83,16 @@ def _wait_complete(run_dir: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if offline_run_complete(run_dir):
+            break
+        time.sleep(0.05)
+    # Records can still follow the exit record (summary, final stats) on a busy machine: wait
+    # until the log has stopped growing for a moment.
+    last, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        size = sum(p.stat().st_size for p in run_dir.glob("run-*.wandb"))
+        if size != last:
+            last, stable_since = size, time.monotonic()
+        elif time.monotonic() - stable_since >= 0.3:
             return
         time.sleep(0.05)
 
