@@ -7,10 +7,9 @@ Layout under `root`: `<kind>/<2 hex>/<62 hex>` for every object kind ("tensor", 
 from __future__ import annotations
 
 import builtins
-import json
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,6 +49,9 @@ class _ChunkJob:
     dtype: str
     itemsize: int
     ref_id: str | None
+
+
+_OpenTensor = tuple[str, TensorManifest, "list[Future[Path | None]]"]
 
 
 class LocalStore(WeightStore):
@@ -117,37 +119,41 @@ class LocalStore(WeightStore):
         return self.store_many([(weight, reference)])[0]
 
     def store_many(self, items: Iterable[tuple[WeightTensor, str | None]]) -> builtins.list[str]:
-        """Store tensors, encoding their chunks in parallel with a bounded number in flight."""
-        ids: list[str] = []
-        dirs: set[Path] = set()
-        in_flight: list[Future[Path | None]] = []
+        """Store tensors, encoding chunks of several tensors in parallel (a bounded number in
+        flight); each manifest is written once its own chunks are durable."""
+        ids: builtins.list[str] = []
+        dirs: set[Path | None] = set()
+        window: deque[Future[Path | None]] = deque()
+        open_tensors: deque[_OpenTensor] = deque()  # chunks in flight, manifest not yet written
         limit = 2 * self.config.worker_count
+
+        def finish(all_: bool) -> None:
+            while open_tensors and (all_ or all(f.done() for f in open_tensors[0][2])):
+                tid, manifest, futures = open_tensors.popleft()
+                dirs.update(f.result() for f in futures)
+                dirs.add(self._write(TENSOR, tid, manifest.encode()))
+
         for weight, reference in items:
             tid = weight.compute_hash()
             ids.append(tid)
+            if any(t in (tid, reference) for t, _, _ in open_tensors):
+                finish(all_=True)  # a duplicate or a reference still being written
             if self.exists(tid):
                 continue
             manifest, jobs = self._plan(weight, reference)
-            chunk_futures = []
+            futures = []
             for job in jobs:
-                while len(in_flight) >= limit:
-                    done = in_flight.pop(0).result()
-                    if done is not None:
-                        dirs.add(done)
-                fut = self.pool.submit(self._write_chunk, job)
-                in_flight.append(fut)
-                chunk_futures.append(fut)
-            for fut in chunk_futures:
-                done = fut.result()
-                if done is not None:
-                    dirs.add(done)
-            dirs.add(self._write(TENSOR, tid, manifest.encode()))
-        for fut in in_flight:
-            done = fut.result()
-            if done is not None:
-                dirs.add(done)
+                while len(window) >= limit:
+                    window.popleft().result()
+                futures.append(self.pool.submit(self._write_chunk, job))
+                window.append(futures[-1])
+            open_tensors.append((tid, manifest, futures))
+            finish(all_=False)
+        finish(all_=True)
+        dirs.discard(None)
         if self.config.fsync:
-            fsync_dirs(dirs | {d.parent for d in dirs})
+            written = [d for d in dirs if d is not None]
+            fsync_dirs([*written, *(d.parent for d in written)])
         return ids
 
     def _plan(
@@ -206,11 +212,9 @@ class LocalStore(WeightStore):
         """(id, raw, run, stored size) of the reference chunk when it is FULL and the same size."""
         if job.ref_id is None or job.ref_id == job.chunk_id:
             return None
-        path = self.path_of(CHUNK, job.ref_id)
         try:
-            with open(path, "rb") as fh:
-                head = parse_header(fh.read(4096))
-            size = path.stat().st_size
+            head = self._header(job.ref_id)
+            size = self.path_of(CHUNK, job.ref_id).stat().st_size
             if head.encoding is not ChunkEncoding.FULL or head.raw_len != job.raw.nbytes:
                 return None
             raw, _ = self._chunk_raw(job.ref_id)
@@ -316,7 +320,7 @@ class LocalStore(WeightStore):
         """The reference of our reference, for linear prediction from two previous versions."""
         if ref_depth == 0 or ref_depth + 1 >= self.config.max_chain_depth:
             return None
-        head = parse_header(self._read_file(CHUNK, ref_id))
+        head = self._header(ref_id)
         if head.encoding is not ChunkEncoding.XOR:
             return None
         raw, depth = self._chunk_raw(head.refs[0])
@@ -388,7 +392,7 @@ class LocalStore(WeightStore):
             depth += 1
         size = next((p.size for p in acc if p is not None), None)
         if size is None:  # every plane is zero
-            raw_len = parse_header(self._read_file(CHUNK, chunk_id)[:4096]).raw_len
+            raw_len = self._header(chunk_id).raw_len
             size = raw_len // itemsize
         full = [np.zeros(size, np.uint8) if p is None else p for p in acc]
         return join_planes(full, out), depth
@@ -621,13 +625,7 @@ class LocalStore(WeightStore):
         if kind == TENSOR:
             return [(CHUNK, c) for c in dict.fromkeys(self._manifest(object_id).chunks)]
         if kind == CHUNK:
-            try:
-                head = parse_header(self._read_file(CHUNK, object_id))
-            except ValueError as exc:
-                raise CorruptObjectError(
-                    object_id, str(self.path_of(CHUNK, object_id)), str(exc)
-                ) from None
-            return [(CHUNK, r) for r in head.refs]
+            return [(CHUNK, r) for r in self._header(object_id).refs]
         return []
 
     def write_raw(self, kind: str, object_id: str, data: bytes) -> None:
@@ -730,14 +728,6 @@ class LocalStore(WeightStore):
             self._decode_verified(object_id)
         else:
             self.get_blob(kind, object_id)
-
-    def kinds(self) -> builtins.list[str]:
-        """Object kinds present in the store."""
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name != "tmp")
-
-    def describe(self) -> dict[str, object]:
-        """Settings and location, for `coral stats --verbose`."""
-        return {"root": str(self.root), "config": json.loads(json.dumps(self.config.__dict__))}
 
 
 def _xor_planes(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
