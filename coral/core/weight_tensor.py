@@ -164,8 +164,9 @@ class WeightTensor:
         return f"WeightTensor(name={self.name!r}, shape={self.shape}, dtype={dtype}{state})"
 
 
-def as_weight_tensor(value: Any, name: str) -> WeightTensor:
-    """Turn a WeightTensor, numpy array or torch tensor into a named WeightTensor."""
+def as_weight_tensor(value: Any, name: str, *, copy: bool = True) -> WeightTensor:
+    """Turn a WeightTensor, numpy array or torch tensor into a named WeightTensor
+    (`copy=False`: a CPU torch tensor's memory is shared, not copied)."""
     if isinstance(value, WeightTensor):
         if value.name != name:
             meta = replace(value.metadata, name=name)
@@ -181,5 +182,5 @@ def as_weight_tensor(value: Any, name: str) -> WeightTensor:
     if module.startswith("torch"):
         from coral.integrations.torch_convert import torch_to_numpy
 
-        return WeightTensor(torch_to_numpy(value), name=name)
+        return WeightTensor(torch_to_numpy(value, copy=copy), name=name)
     raise TypeError(f"cannot store {type(value).__name__} as weight {name!r}")

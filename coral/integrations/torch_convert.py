@@ -33,8 +33,11 @@ _TORCH_TO_NAME = {
 _VIEW_AS = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
 
 
-def torch_to_numpy(tensor: Any) -> np.ndarray:
-    """Copy a torch tensor (any device) to a numpy array with identical bits."""
+def torch_to_numpy(tensor: Any, *, copy: bool = True) -> np.ndarray:
+    """A numpy array with the torch tensor's bits (any device).
+
+    `copy=False` shares the memory of a contiguous CPU tensor instead of copying it: for callers
+    that are done with the array before the tensor can change (a synchronous store)."""
     import torch
 
     name = _TORCH_TO_NAME.get(str(tensor.dtype))
@@ -48,7 +51,8 @@ def torch_to_numpy(tensor: Any) -> np.ndarray:
     if name in ("bfloat16",) or name.startswith("float8"):
         raw = t.view(getattr(torch, _VIEW_AS[target.itemsize])).numpy()
         return raw.view(target).reshape(tuple(t.shape))
-    return t.numpy().copy() if t.numpy().base is not None else t.numpy()
+    arr = t.numpy()
+    return arr.copy() if copy and arr.base is not None else arr
 
 
 def numpy_to_torch(array: np.ndarray, device: Any = None) -> Any:

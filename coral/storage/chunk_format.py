@@ -1,16 +1,20 @@
-"""Encoding and decoding of one stored chunk (the on-disk chunk object; see docs/FORMAT.md).
+"""Encoding and decoding of one stored chunk record (see docs/FORMAT.md, "Chunk records").
 
-    magic "CRLK" | u8 version | u8 encoding | u8 dtype code | u8 itemsize | u8 depth | u64 raw_len
-    | u8 ref_count | ref_count x 32-byte reference chunk ids | 16-byte checksum | plane buffer
+Version 2 (written now; a record inside a pack):
 
-`depth` is the delta-chain depth for delta chunks (1 + the reference's, when written) and, for
-FULL chunks, the length of the reverse-delta run that ends at this chunk.
+    magic "CRLK" | u8 version=2 | u8 encoding | u8 dtype code | u8 itemsize | u64 raw_len
+    | u8 ref_count | ref_count x 32-byte reference chunk ids | 16-byte XXH3-128 of the decoded
+    bytes | plane buffer
 
-The checksum is the BLAKE3 (first 16 bytes) of every other byte of the file, so any flipped
-byte is caught even where it would not change the decoded content (depth, plane modes).
+Every read checks the decoded bytes against the XXH3-128 (a fast checksum: it catches
+corruption at memory speed); fsck and transfers check them against the chunk's BLAKE3 name.
+Every header byte either shapes the decoding or is checked against the manifest, so a flipped
+byte anywhere is caught by that one checksum.
 
-A chunk's name is the BLAKE3 of its raw bytes, whatever its encoding, so the reader always
-checks the decoded bytes against the name.
+Version 1 (loose chunk files of the first release; still read):
+
+    magic "CRLK" | u8 version=1 | u8 encoding | u8 dtype code | u8 itemsize | u8 depth
+    | u64 raw_len | u8 ref_count | refs | 16-byte BLAKE3 of every other byte | plane buffer
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from enum import IntEnum
 
 import blake3
 import numpy as np
+import xxhash
 
 from coral.core.dtypes import supported_dtype_names
 from coral.delta import transforms
@@ -36,8 +41,9 @@ from coral.delta.plane_codec import (
 from coral.delta.planes import join_planes, split_planes
 
 MAGIC = b"CRLK"
-VERSION = 1
-_HEAD = struct.Struct("<4sBBBBBQB")
+VERSION = 2
+_HEAD_V1 = struct.Struct("<4sBBBBBQB")
+_HEAD = struct.Struct("<4sBBBBQB")
 _SUM = 16
 _REFS_NEEDED = {0: 0, 1: 1, 2: 1, 3: 2, 4: 1}
 _DTYPES = supported_dtype_names()  # append-only: a dtype's code is its index here
@@ -55,39 +61,67 @@ class ChunkEncoding(IntEnum):
         return self.name.lower()
 
 
+MAX_RAW_LEN = 1 << 30  # no chunk is larger (StoreConfig caps chunk_bytes): a bigger one is damage
+
+
 @dataclass(frozen=True)
 class ChunkHeader:
     encoding: ChunkEncoding
     dtype: str
     itemsize: int
-    depth: int
+    depth: int  # version 1 only (0 in version 2: depth comes from the reference graph)
     raw_len: int
     refs: tuple[str, ...]
     header_len: int
+    version: int = VERSION
+    checksum: bytes = b""  # version 2: XXH3-128 of the decoded bytes
 
 
 def parse_header(buf: bytes | memoryview) -> ChunkHeader:
     """Read a chunk header; ValueError when it is not a valid chunk."""
-    if len(buf) < _HEAD.size:
+    if len(buf) < 5:
         raise ValueError("truncated chunk header")
-    magic, version, enc, dcode, itemsize, depth, raw_len, nrefs = _HEAD.unpack_from(buf, 0)
-    if magic != MAGIC:
+    version = buf[4]
+    if bytes(buf[:4]) != MAGIC:
         raise ValueError("not a chunk (bad magic)")
-    if version != VERSION:
+    depth = 0
+    if version == 1:
+        if len(buf) < _HEAD_V1.size:
+            raise ValueError("truncated chunk header")
+        _, _, enc, dcode, itemsize, depth, raw_len, nrefs = _HEAD_V1.unpack_from(buf, 0)
+        start = _HEAD_V1.size
+    elif version == 2:
+        if len(buf) < _HEAD.size:
+            raise ValueError("truncated chunk header")
+        _, _, enc, dcode, itemsize, raw_len, nrefs = _HEAD.unpack_from(buf, 0)
+        start = _HEAD.size
+    else:
         raise ValueError(f"unknown chunk format version {version}")
     if enc not in _REFS_NEEDED or _REFS_NEEDED[enc] != nrefs:
         raise ValueError("reference count does not fit the encoding")
-    end = _HEAD.size + 32 * nrefs + _SUM
+    end = start + 32 * nrefs + _SUM
     if len(buf) < end:
         raise ValueError("truncated chunk references")
-    refs = tuple(
-        bytes(buf[_HEAD.size + 32 * i : _HEAD.size + 32 * (i + 1)]).hex() for i in range(nrefs)
-    )
-    if itemsize == 0 or raw_len % itemsize:
+    refs = tuple(bytes(buf[start + 32 * i : start + 32 * (i + 1)]).hex() for i in range(nrefs))
+    if itemsize == 0 or raw_len % itemsize or raw_len > MAX_RAW_LEN:
         raise ValueError("chunk length is not a whole number of elements")
     if dcode >= len(_DTYPES):
         raise ValueError("unknown dtype code")
-    return ChunkHeader(ChunkEncoding(enc), _DTYPES[dcode], itemsize, depth, raw_len, refs, end)
+    checksum = bytes(buf[end - _SUM : end]) if version == 2 else b""
+    return ChunkHeader(
+        ChunkEncoding(enc), _DTYPES[dcode], itemsize, depth, raw_len, refs, end, version, checksum
+    )
+
+
+def raw_checksum(raw: np.ndarray | bytes | memoryview) -> bytes:
+    """XXH3-128 of a chunk's decoded bytes (what version 2 records carry)."""
+    return xxhash.xxh3_128_digest(raw)  # type: ignore[arg-type]
+
+
+def verify_raw(raw: np.ndarray, head: ChunkHeader) -> None:
+    """ValueError unless decoded bytes match a version-2 record's checksum."""
+    if head.version == 2 and raw_checksum(raw) != head.checksum:
+        raise ValueError("decoded bytes do not match the chunk checksum")
 
 
 def encode_chunk(
@@ -100,8 +134,11 @@ def encode_chunk(
     refs: tuple[str, ...] = (),
     ref_data: tuple[np.ndarray, ...] = (),
     depth: int = 0,
+    version: int = VERSION,
 ) -> bytes:
-    """Encode a flat uint8 chunk with the given encoding (references' raw bytes in `ref_data`)."""
+    """Encode a flat uint8 chunk with the given encoding (references' raw bytes in `ref_data`).
+
+    `version=1` writes the first release's loose-file layout (tests of old repositories)."""
     if encoding is ChunkEncoding.FULL:
         body = raw
     elif encoding is ChunkEncoding.XOR:
@@ -112,9 +149,11 @@ def encode_chunk(
         body = transforms.xor(raw, transforms.prediction(ref_data[0], ref_data[1], dtype))
     else:
         body = transforms.xor(raw, ref_data[0])
-    head = _HEAD.pack(
-        MAGIC, VERSION, int(encoding), _DTYPES.index(dtype), itemsize, depth, raw.size, len(refs)
-    )
+    code = _DTYPES.index(dtype)
+    if version == 1:
+        head = _HEAD_V1.pack(MAGIC, 1, int(encoding), code, itemsize, depth, raw.size, len(refs))
+    else:
+        head = _HEAD.pack(MAGIC, 2, int(encoding), code, itemsize, raw.size, len(refs))
     prefix = head + b"".join(bytes.fromhex(r) for r in refs)
     split = split_planes(body, itemsize)
     if encoding is ChunkEncoding.XOR_CONTEXT:
@@ -124,7 +163,9 @@ def encode_chunk(
         )
     else:
         planes = encode_planes(split, codec)
-    return prefix + _checksum(prefix, planes) + planes
+    if version == 1:
+        return prefix + _checksum(prefix, planes) + planes
+    return b"".join((prefix, raw_checksum(raw), planes))
 
 
 _MIN_GROUP = 1 << 14  # context groups smaller than this are merged with their neighbours
@@ -180,19 +221,29 @@ def _checksum(prefix: bytes | memoryview, planes: bytes | memoryview) -> bytes:
 
 
 def verify_checksum(buf: bytes | memoryview, head: ChunkHeader) -> None:
-    """ValueError unless the chunk file's checksum matches its other bytes."""
+    """ValueError unless a version-1 chunk file's checksum matches its other bytes."""
+    if head.version != 1:
+        return
     view = memoryview(buf)
     start = head.header_len - _SUM
     if bytes(view[start : head.header_len]) != _checksum(view[:start], view[head.header_len :]):
         raise ValueError("chunk checksum mismatch")
 
 
+def check_length(head: ChunkHeader, expected: int | None) -> None:
+    """ValueError unless the header's length is the one the reader knows it must be (checked
+    before anything of that size is allocated)."""
+    if expected is not None and head.raw_len != expected:
+        raise ValueError(f"chunk claims {head.raw_len} bytes where {expected} are expected")
+
+
 def chunk_planes(
-    buf: bytes | memoryview, *, check: bool = True
+    buf: bytes | memoryview, *, check: bool = True, expected_len: int | None = None
 ) -> tuple[ChunkHeader, list[np.ndarray | None]]:
     """Header and (sparse) planes of a chunk's stored body, before undoing its transform."""
     view = memoryview(buf)
     head = parse_header(view)
+    check_length(head, expected_len)
     if check:
         verify_checksum(view, head)
     if head.encoding is ChunkEncoding.XOR_CONTEXT:
@@ -205,10 +256,14 @@ def decode_chunk(
     load_ref: Callable[[str], np.ndarray],
     *,
     out: np.ndarray | None = None,
+    expected_len: int | None = None,
 ) -> np.ndarray:
-    """Decode a chunk to its raw bytes; `load_ref(id)` returns a reference chunk's raw bytes."""
+    """Decode a chunk to its raw bytes; `load_ref(id)` returns a reference chunk's raw bytes.
+
+    `expected_len` (or `out`'s size) is checked against the header before decoding."""
     view = memoryview(buf)
     head = parse_header(view)
+    check_length(head, out.nbytes if out is not None else expected_len)
     verify_checksum(view, head)
     enc = head.encoding
     if enc is ChunkEncoding.XOR_CONTEXT:
@@ -228,11 +283,14 @@ def decode_chunk(
         result = transforms.xor(join_planes(planes), ref)
         if out is not None:
             out[:] = result
-            return out
+            result = out
+        verify_raw(result, head)
         return result
     planes = decode_planes(view[head.header_len :], head.raw_len // head.itemsize)
     if enc is ChunkEncoding.FULL:
-        return join_planes(planes, out)
+        result = join_planes(planes, out)
+        verify_raw(result, head)
+        return result
     ref = load_ref(head.refs[0])
     if ref.size != head.raw_len:
         raise ValueError("reference chunk has a different length")
@@ -246,5 +304,6 @@ def decode_chunk(
         result = transforms.xor(body, pred)
     if out is not None:
         out[:] = result
-        return out
+        result = out
+    verify_raw(result, head)
     return result

@@ -34,8 +34,8 @@ class StoreConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown store mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        if self.chunk_bytes < 4096:
-            raise ValueError("chunk_bytes must be at least 4096")
+        if not 4096 <= self.chunk_bytes <= 1 << 30:
+            raise ValueError("chunk_bytes must be between 4096 and 1 GiB")
         if self.max_chain_depth < 0:
             raise ValueError("max_chain_depth must be positive (or 0 for the mode's default)")
         if self.max_chain_depth == 0:

@@ -80,6 +80,7 @@ def check_repository(repo: Repository, *, full: bool = True) -> FsckReport:
         checker.verify_all_objects()
     checker.check_refs()
     checker.walk_history()
+    checker.sort_broken_chains()
     return report
 
 
@@ -90,20 +91,17 @@ class _Checker:
         self.report = report
         self.bad: set[tuple[str, str]] = set()
         self.reachable_tensors: set[str] = set()
+        self.broken_chains: list[FsckProblem] = []
 
     def _file(self, kind: str, object_id: str) -> str | None:
-        path_of = getattr(self.store, "path_of", None)
-        if callable(path_of):
-            try:
-                return str(path_of(kind, object_id))
-            except CoralError:
-                return None
-        return None
+        try:
+            return self.store.where(kind, object_id)
+        except CoralError:
+            return None
 
     # -- every object ---------------------------------------------------------------------------
     def verify_all_objects(self) -> None:
-        kinds_of = getattr(self.store, "kinds", None)
-        kinds = list(kinds_of()) if callable(kinds_of) else [TENSOR, CHUNK, COMMIT, TREE, TAG]
+        kinds = self.store.kinds()
         for kind in [CHUNK, TENSOR] + [k for k in kinds if k not in (CHUNK, TENSOR)]:
             ids = list(self.store.iter_objects(kind))
             self.report.checked[kind] = len(ids)
@@ -130,7 +128,11 @@ class _Checker:
             self.store.verify(kind, oid)
         except CorruptObjectError as exc:
             self.bad.add((kind, oid))
-            self.report.add(kind, oid, exc.path or self._file(kind, oid), exc.reason)
+            problem = FsckProblem(kind, oid, exc.path or self._file(kind, oid), exc.reason)
+            if "delta reference is missing" in exc.reason and kind in (CHUNK, TENSOR):
+                self.broken_chains.append(problem)  # garbage unless something live needs it
+            else:
+                self.report.add(*problem)
         except ObjectNotFoundError:
             pass  # removed while we listed (gc): not a problem
         except Exception as exc:  # an undecodable object must not stop the check
@@ -145,6 +147,18 @@ class _Checker:
                 self.report.add(kind, oid, self._file(kind, oid), exc.reason)
             except ObjectNotFoundError:
                 pass
+
+    def sort_broken_chains(self) -> None:
+        """A chunk whose delta base is gone is a problem when a reachable tensor needs it, and
+        only a warning when it is garbage (a gc killed between two deletions leaves such)."""
+        if not self.broken_chains:
+            return
+        live = self.store.live_chunks(self.reachable_tensors)
+        for problem in self.broken_chains:
+            if problem.id in live or problem.id in self.reachable_tensors:
+                self.report.add(*problem)
+            else:
+                self.report.warnings.append(problem)
 
     def _missing_chunks(self, tensor_id: str) -> list[str]:
         try:

@@ -13,7 +13,6 @@ exclusively, so no writer can store an object and reference it while gc decides 
 from __future__ import annotations
 
 import contextlib
-import inspect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -134,11 +133,7 @@ def collect_garbage(
             result.removed = _would_remove(repo, live, live_blobs)
             return result
         dead = [t for t in store.list() if t not in live.tensors]
-        gc = store.gc
-        if "grace_seconds" in inspect.signature(gc).parameters:
-            report = gc(live.tensors, live_blobs, grace_seconds=grace_seconds)  # type: ignore[call-arg]
-        else:
-            report = gc(live.tensors, live_blobs)
+        report = store.gc(live.tensors, live_blobs, grace_seconds=grace_seconds)
         _forget_fingerprints(repo, [t for t in dead if not store.exists(t)])
         gone = [c for c in pruning.pruned(repo.database) if not store.has_blob(COMMIT, c)]
         pruning.remove(repo.database, gone)  # deleted commits need no pruned mark
@@ -161,12 +156,10 @@ def _would_remove(
     dead_tensors = [t for t in store.list() if t not in live.tensors]
     if dead_tensors:
         out[TENSOR] = len(dead_tensors)
-    live_chunks = getattr(store, "live_chunks", None)
-    if callable(live_chunks):
-        keep = live_chunks(live.tensors)
-        n = sum(1 for c in store.list_blobs(CHUNK) if c not in keep)
-        if n:
-            out[CHUNK] = n
+    keep = store.live_chunks(live.tensors)
+    dead_chunks = sum(1 for c in store.list_blobs(CHUNK) if c not in keep)
+    if dead_chunks:
+        out[CHUNK] = dead_chunks
     for kind, keep_ids in live_blobs.items():
         n = sum(1 for b in store.list_blobs(kind) if b not in keep_ids)
         if n:

@@ -16,13 +16,12 @@ import time
 import tomllib
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from coral.core.hashing import is_hash
+from coral.core.hashing import hash_blob, is_hash
 from coral.core.weight_tensor import WeightTensor, as_weight_tensor
 from coral.errors import (
     AmbiguousRefError,
@@ -35,7 +34,7 @@ from coral.errors import (
     RefNotFoundError,
     RepositoryExistsError,
 )
-from coral.storage.base import WeightStore
+from coral.storage.pack_store import PackStore
 from coral.version_control import history, pruning
 from coral.version_control.database import FORMAT_VERSION, Database
 from coral.version_control.diff import DiffResult, diff_trees
@@ -124,11 +123,10 @@ class Repository:
         self.refs = RefStore(self.database)
         self.staging = StagingArea(self.database)
         self.lock = RepositoryLock(self.coral_dir / LOCK_FILE)
-        self.store: WeightStore = _open_store(self.coral_dir / OBJECTS_DIR, self.config)
+        self.store: PackStore = _open_store(self.coral_dir / OBJECTS_DIR, self.config)
         self._commits: OrderedDict[str, Commit] = OrderedDict()
         self._trees: OrderedDict[str, Tree] = OrderedDict()
         self._fingerprints: Any = None
-        self._readers: ThreadPoolExecutor | None = None
 
     @classmethod
     def init(
@@ -174,9 +172,6 @@ class Repository:
         if self._fingerprints is not None and self._fingerprints is not False:
             self._fingerprints.close()
             self._fingerprints = None
-        if self._readers is not None:
-            self._readers.shutdown(wait=True)
-            self._readers = None
         closer = getattr(self.store, "close", None)
         if callable(closer):
             closer()
@@ -318,16 +313,6 @@ class Repository:
         raise RefNotFoundError(f"unknown ref {ref!r}: no branch, tag or commit named {base!r}")
 
     def _commits_with_prefix(self, prefix: str) -> list[str]:
-        root = getattr(self.store, "root", None)
-        if root is not None:
-            sub = Path(root) / COMMIT / prefix[:2]
-            if not sub.is_dir():
-                return []
-            return sorted(
-                prefix[:2] + f.name
-                for f in sub.iterdir()
-                if (prefix[:2] + f.name).startswith(prefix) and is_hash(prefix[:2] + f.name)
-            )
         return sorted(c for c in self.store.list_blobs(COMMIT) if c.startswith(prefix))
 
     def list_branches(self) -> list[Branch]:
@@ -440,7 +425,7 @@ class Repository:
         tensors: list[WeightTensor] = []
         for name, value in weights.items():
             _check_weight_name(name)
-            w = as_weight_tensor(value, name)
+            w = as_weight_tensor(value, name, copy=False)  # stored before this call returns
             if w.is_loaded:
                 w.compute_hash(force=True)  # never trust a cached hash of mutable data
             tensors.append(w)
@@ -508,7 +493,9 @@ class Repository:
         index = self._fingerprint_index()
         if index is None:
             return
-        for w, tid in zip(tensors, ids, strict=True):
+        for w, tid, ref in zip(tensors, ids, references, strict=True):
+            if ref is not None:
+                continue  # its lineage is already indexed: the first version has a fingerprint
             try:
                 if tid not in index:
                     index.add(tid, w)
@@ -597,8 +584,9 @@ class Repository:
                 message=message,
                 metadata=meta,
             )
-            commit.tree_id = self.store.put_blob(TREE, tree.encode())
-            commit.commit_hash = self.store.put_blob(COMMIT, commit.encode())
+            commit.tree_id = hash_blob(TREE, tree.encode())
+            self.store.put_blobs([(TREE, tree.encode()), (COMMIT, commit.encode())])
+            commit.commit_hash = hash_blob(COMMIT, commit.encode())
             with self.database.transaction() as tx:
                 self.refs.update_head(
                     tx,
@@ -608,6 +596,7 @@ class Repository:
                 )
                 self.staging.clear_committed(tx, changes)
         self._commits[commit.commit_hash] = commit
+        self.store.schedule_maintenance()
         return commit.commit_hash
 
     # -- reading ------------------------------------------------------------------------------
@@ -627,18 +616,15 @@ class Repository:
         try:
             if lazy or len(entries) <= 1 or sum(e.nbytes for e in entries) < _PARALLEL_READ_BYTES:
                 return {e.name: self._load_entry(e, lazy) for e in entries}
-            loaded = list(self._reader_pool().map(lambda e: self._load_entry(e, False), entries))
+            stored = self.store.load_many([e.tensor_id for e in entries])
+            loaded = [
+                WeightTensor(w.data, replace(e.to_metadata(), shape=w.shape, dtype=w.dtype))
+                for e, w in zip(entries, stored, strict=True)
+            ]
         except ObjectNotFoundError as exc:
             pruning.raise_if_collected(self, commit_hash, exc)
             raise
         return {e.name: w for e, w in zip(entries, loaded, strict=True)}
-
-    def _reader_pool(self) -> ThreadPoolExecutor:
-        if self._readers is None:
-            self._readers = ThreadPoolExecutor(
-                max_workers=min(8, os.cpu_count() or 1), thread_name_prefix="coral-read"
-            )
-        return self._readers
 
     def get_weight(self, name: str, ref: str = HEAD, *, lazy: bool = False) -> WeightTensor:
         """One tensor of the commit `ref` names."""
@@ -886,9 +872,8 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _open_store(root: Path, config: Mapping[str, Any]) -> WeightStore:
+def _open_store(root: Path, config: Mapping[str, Any]) -> PackStore:
     from coral.storage.config import StoreConfig
-    from coral.storage.local_store import LocalStore
 
     settings = config.get("storage", {}) if isinstance(config.get("storage"), dict) else {}
     valid = [f.name for f in fields(StoreConfig)]
@@ -903,7 +888,7 @@ def _open_store(root: Path, config: Mapping[str, Any]) -> WeightStore:
         store_config = StoreConfig(**settings)
     except (TypeError, ValueError) as exc:
         raise CoralError(f"bad [storage] settings in config.toml: {exc}") from exc
-    return LocalStore(root, store_config)
+    return PackStore(root, store_config)
 
 
 def weights_equal(a: Mapping[str, WeightTensor], b: Mapping[str, WeightTensor]) -> bool:

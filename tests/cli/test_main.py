@@ -147,13 +147,15 @@ def test_unknown_ref(coral: Invoke) -> None:
 def test_corrupt_object_is_named_with_its_file(
     repo_path: Path, coral: Invoke, tmp_path: Path
 ) -> None:
-    chunks = sorted((repo_path / ".coral" / "objects" / "chunk").rglob("*"))
-    for f in (c for c in chunks if c.is_file()):
-        data = bytearray(f.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        f.write_bytes(bytes(data))
+    from coral.version_control.repository import Repository
+    from tests.storage.damage import flip_record_byte, locate
+
+    with Repository(repo_path) as repo:
+        for chunk in repo.store.list_blobs("chunk"):
+            _, _, length = locate(repo.store, chunk)
+            flip_record_byte(repo.store, chunk, length // 2, 0xFF)
     result = coral("export", "HEAD", str(tmp_path / "out.safetensors"))
-    assert_user_error(result, "corrupt object", ".coral/objects/chunk")
+    assert_user_error(result, "corrupt object", ".coral/objects/packs/")
     fsck = coral("fsck")
     assert_user_error(fsck, "problem")
     assert "checksum" in fsck.stdout or "mismatch" in fsck.stdout or "corrupt" in fsck.stdout

@@ -12,7 +12,7 @@ import numpy as np
 
 from coral.core.weight_tensor import WeightTensor
 from coral.storage.config import StoreConfig
-from coral.storage.local_store import LocalStore
+from coral.storage.pack_store import PackStore
 
 
 def tensor_for(seed: int) -> np.ndarray:
@@ -21,7 +21,7 @@ def tensor_for(seed: int) -> np.ndarray:
 
 
 def main() -> None:
-    store = LocalStore(Path(sys.argv[1]), StoreConfig(chunk_bytes=64 << 10))
+    store = PackStore(Path(sys.argv[1]), StoreConfig(chunk_bytes=64 << 10))
     seed = int(sys.argv[2])
     previous: str | None = None
     while True:

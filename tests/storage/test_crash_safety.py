@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from coral.storage.base import CHUNK, TENSOR
-from coral.storage.local_store import LocalStore
+from coral.storage.pack_store import PackStore
 
 from .crash_writer import tensor_for
 
@@ -43,7 +43,7 @@ def test_sigkill_during_writes_never_leaves_partial_objects(tmp_path: Path) -> N
                 reported[tid] = int(seed)
     assert len(reported) >= KILLS
 
-    store = LocalStore(root)
+    store = PackStore(root)
     for tid, seed in reported.items():
         assert store.load(tid).data.tobytes() == tensor_for(seed).tobytes()
     # Every object that is visible is whole: it verifies.

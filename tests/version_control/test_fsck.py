@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from coral.version_control.repository import Repository
+from tests.storage.damage import flip_record_byte, remove_object
 
 from .conftest import commit_weights, make_weights
-
-
-def flip_byte(path: Path, offset: int = -1) -> None:
-    data = bytearray(path.read_bytes())
-    data[offset] ^= 0x40
-    path.write_bytes(bytes(data))
 
 
 def build(repo: Repository) -> tuple[str, str]:
@@ -45,8 +38,9 @@ def test_flipped_byte_in_chunk(repo: Repository) -> None:
     _h1, h2 = build(repo)
     tid = repo.get_tree(h2).entries["layer0.weight"].tensor_id
     chunk = repo.store.dependencies("tensor", tid)[0][1]
-    path = repo.store.path_of("chunk", chunk)  # type: ignore[attr-defined]
-    flip_byte(path)
+    repo.store.wait_for_maintenance()
+    path = repo.store.where("chunk", chunk)
+    flip_record_byte(repo.store, chunk)
     report = fresh(repo).fsck()
     assert not report.ok
     kinds = {(p.kind, p.id) for p in report.problems}
@@ -59,23 +53,25 @@ def test_flipped_byte_in_chunk(repo: Repository) -> None:
 def test_flipped_byte_in_commit_and_tree(repo: Repository) -> None:
     h1, h2 = build(repo)
     tree_id = repo.get_commit(h2).tree_id
-    commit_path = repo.store.path_of("commit", h1)  # type: ignore[attr-defined]
-    tree_path = repo.store.path_of("tree", tree_id)  # type: ignore[attr-defined]
-    flip_byte(commit_path, 20)
-    flip_byte(tree_path, 30)
+    repo.store.wait_for_maintenance()
+    commit_path = repo.store.where("commit", h1)
+    tree_path = repo.store.where("tree", tree_id)
+    flip_record_byte(repo.store, h1, 20)
+    flip_record_byte(repo.store, tree_id, 30)
     report = fresh(repo).fsck()
     found = {(p.kind, p.id, p.path) for p in report.problems}
     assert ("commit", h1, str(commit_path)) in found
     assert ("tree", tree_id, str(tree_path)) in found
     reason = next(p.reason for p in report.problems if p.id == h1)
-    assert "hash" in reason
+    assert "checksum" in reason or "hash" in reason
 
 
 def test_deleted_objects(repo: Repository) -> None:
     h1, h2 = build(repo)
     tid = repo.get_tree(h2).entries["layer1.weight"].tensor_id
-    repo.store.path_of("tensor", tid).unlink()  # type: ignore[attr-defined]
-    repo.store.path_of("commit", h1).unlink()  # type: ignore[attr-defined]
+    repo.store.wait_for_maintenance()
+    remove_object(repo.store, tid)
+    remove_object(repo.store, h1)
     report = fresh(repo).fsck()
     found = {(p.kind, p.id): p for p in report.problems}
     assert found[("tensor", tid)].path == f"{h2[:10]}:layer1.weight"
@@ -89,7 +85,8 @@ def test_deleted_chunk(repo: Repository) -> None:
     _h1, h2 = build(repo)
     tid = repo.get_tree(h2).entries["layer2.weight"].tensor_id
     chunk = repo.store.dependencies("tensor", tid)[0][1]
-    repo.store.path_of("chunk", chunk).unlink()  # type: ignore[attr-defined]
+    repo.store.wait_for_maintenance()
+    remove_object(repo.store, chunk)
     report = fresh(repo).fsck()
     assert any(p.kind == "tensor" and p.id == tid and "chunk" in p.reason for p in report.problems)
 
@@ -109,7 +106,8 @@ def test_bad_ref(repo: Repository) -> None:
 def test_missing_staged_tensor(repo: Repository) -> None:
     build(repo)
     tid = repo.add_all_weights({"new": np.full(10, 3.0)})["new"]
-    repo.store.path_of("tensor", tid).unlink()  # type: ignore[attr-defined]
+    repo.store.wait_for_maintenance()
+    remove_object(repo.store, tid)
     report = repo.fsck()
     assert ("staging", tid, "staged:new") in {(p.kind, p.id, p.path) for p in report.problems}
 

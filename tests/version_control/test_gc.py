@@ -10,6 +10,7 @@ import pytest
 
 from coral.errors import CorruptObjectError
 from coral.version_control.repository import Repository
+from tests.storage.damage import remove_object
 
 from .conftest import commit_weights, make_weights
 
@@ -101,7 +102,8 @@ def test_gc_grace_period(repo: Repository) -> None:
 def test_gc_refuses_when_history_is_damaged(repo: Repository) -> None:
     h1 = commit_weights(repo, make_weights(0), "one")
     commit_weights(repo, make_weights(1), "two")
-    repo.store.path_of("commit", h1).unlink()  # type: ignore[attr-defined]
+    repo.store.wait_for_maintenance()
+    remove_object(repo.store, h1)
     repo._commits.clear()
     with pytest.raises(CorruptObjectError) as info:
         repo.gc()

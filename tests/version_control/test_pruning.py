@@ -8,6 +8,7 @@ import pytest
 from coral.errors import CoralError, ObjectNotFoundError, RefNotFoundError
 from coral.version_control.errors import PrunedCommitError
 from coral.version_control.repository import Repository, weights_equal
+from tests.storage.damage import remove_object
 
 from .conftest import commit_weights, make_weights
 
@@ -155,8 +156,8 @@ def test_a_tree_damaged_on_an_unpruned_commit_is_still_reported(repo: Repository
     assert repo.read_commit(a).tree_id == repo.read_commit(b).tree_id
     repo.prune_commits([a])
     tid = next(iter(tensor_ids(repo, b)))
-    path = repo.store.path_of("tensor", tid)  # type: ignore[attr-defined]
-    path.unlink()
+    repo.store.wait_for_maintenance()
+    remove_object(repo.store, tid)
     report = repo.fsck()
     assert not report.ok
     assert any(p.id == tid for p in report.problems)

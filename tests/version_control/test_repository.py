@@ -24,7 +24,7 @@ from coral.errors import (
     RepositoryExistsError,
 )
 from coral.storage.config import StoreConfig
-from coral.storage.local_store import LocalStore
+from coral.storage.pack_store import PackStore
 from coral.version_control.errors import (
     BranchNotMergedError,
     CurrentBranchError,
@@ -104,7 +104,7 @@ def test_storage_settings_read_from_config(tmp_path: Path) -> None:
     base = cfg.read_text()
     cfg.write_text(base + '[storage]\nreverse_deltas = false\nmode = "fast"\nfsync = false\n')
     with Repository(tmp_path) as r:
-        assert isinstance(r.store, LocalStore)
+        assert isinstance(r.store, PackStore)
         assert r.store.config.reverse_deltas is False
         assert r.store.config.mode == "fast"
         assert r.store.config.fsync is False
@@ -319,11 +319,14 @@ def test_bad_refs(repo: Repository, graph: dict[str, str]) -> None:
 
 
 def test_ambiguous_short_hash_forced(repo: Repository) -> None:
-    """Plant two commit files with the same 4-character prefix and look them up by it."""
+    """Plant two commit records with the same 4-character prefix and look them up by it."""
+    from coral.storage.pack import PackWriter
+
     h = commit_weights(repo, make_weights(0), "c")
-    commit_dir = repo.store.root / "commit" / h[:2]  # type: ignore[attr-defined]
     twin = h[:4] + ("0" if h[4] != "0" else "1") + h[5:]
-    (commit_dir / twin[2:]).write_bytes((commit_dir / h[2:]).read_bytes())
+    writer = PackWriter(repo.store.backend, fsync=False)
+    writer.add("commit", twin, repo.store.read_record("commit", h))
+    repo.store.index.add_pack(writer.finish(), writer.size)
     with pytest.raises(AmbiguousRefError) as info:
         repo.resolve_ref(h[:4])
     assert "more characters" in (info.value.hint or "")

@@ -1,4 +1,4 @@
-"""LocalStore: bit-exact round trips, delta encoding, corruption detection, raw transfer, gc."""
+"""PackStore: bit-exact round trips, delta encoding, corruption detection, raw transfer, gc."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from coral.core.weight_tensor import WeightTensor
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
 from coral.storage.config import StoreConfig
-from coral.storage.local_store import LocalStore
+from coral.storage.pack_store import PackStore
 
+from .damage import flip_record_byte, locate, truncate_record
 from .strategies import tensors
 
 SMALL_CHUNKS = StoreConfig(chunk_bytes=4096, fsync=False)
@@ -25,10 +26,10 @@ FAST = settings(
 )
 
 
-def new_store(tmp_path: Path, config: StoreConfig = SMALL_CHUNKS) -> LocalStore:
+def new_store(tmp_path: Path, config: StoreConfig = SMALL_CHUNKS) -> PackStore:
     import uuid
 
-    return LocalStore(tmp_path / uuid.uuid4().hex, config)
+    return PackStore(tmp_path / uuid.uuid4().hex, config)
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
@@ -42,7 +43,7 @@ def test_round_trip_every_dtype_and_shape(tmp_path: Path, arr: np.ndarray) -> No
     tid = store.store(WeightTensor(arr, name="w"))
     assert tid == WeightTensor(arr).compute_hash()
     assert same_bits(store.load(tid).data, arr)
-    assert same_bits(LocalStore(store.root, SMALL_CHUNKS).load(tid, lazy=True).data, arr)
+    assert same_bits(PackStore(store.root, SMALL_CHUNKS).load(tid, lazy=True).data, arr)
 
 
 @FAST
@@ -57,7 +58,7 @@ def test_delta_against_any_same_shape_reference_is_exact(
         store = new_store(tmp_path, StoreConfig(chunk_bytes=4096, fsync=False, mode=mode))
         rid = store.store(WeightTensor(ref))
         nid = store.store(WeightTensor(new), reference=rid)
-        assert same_bits(LocalStore(store.root).load(nid).data, new)
+        assert same_bits(PackStore(store.root).load(nid).data, new)
 
 
 def test_special_float_values_are_bit_exact(tmp_path: Path) -> None:
@@ -84,7 +85,7 @@ def test_big_endian_and_strided_input_is_normalised(tmp_path: Path) -> None:
     assert same_bits(store.load(a).data, base)
 
 
-def _sparse_updates(store: LocalStore, versions: int) -> tuple[list[str], np.ndarray]:
+def _sparse_updates(store: PackStore, versions: int) -> tuple[list[str], np.ndarray]:
     rng = np.random.default_rng(0)
     w = (rng.standard_normal(50_000) * 0.02).astype(np.float32)
     ids = [store.store(WeightTensor(w))]
@@ -92,6 +93,7 @@ def _sparse_updates(store: LocalStore, versions: int) -> tuple[list[str], np.nda
         w = w.copy()
         w[rng.integers(0, w.size, 500)] += 1e-3  # a sparse update: XOR is tiny
         ids.append(store.store(WeightTensor(w), reference=ids[-1]))
+        store.repack()
     return ids, w
 
 
@@ -100,11 +102,11 @@ def test_reverse_deltas_keep_the_newest_version_full(tmp_path: Path) -> None:
     store = new_store(tmp_path, config)
     ids, newest = _sparse_updates(store, 7)
     depths = [store.tensor_stats(t).chain_depth for t in ids]
-    assert depths == [2, 1, 0, 2, 1, 0, 0]  # newest FULL; runs of at most max_chain_depth
+    assert depths == [3, 2, 1, 0, 2, 1, 0]  # newest FULL; chains of at most max_chain_depth
     assert store.tensor_stats(ids[-1]).encoding == "full"
-    assert store.tensor_stats(ids[-3]).encoding == "xor"  # ids[-2] ended a run: stays FULL
-    assert store.tensor_stats(ids[-3]).stored_bytes < store.tensor_stats(ids[-2]).stored_bytes / 5
-    fresh = LocalStore(store.root, config)
+    assert store.tensor_stats(ids[3]).encoding == "full"  # a keyframe ends the older run
+    assert store.tensor_stats(ids[-2]).stored_bytes < store.tensor_stats(ids[-1]).stored_bytes / 5
+    fresh = PackStore(store.root, config)
     assert same_bits(fresh.load(ids[-1]).data, newest)
     for tid in ids:
         fresh.verify(TENSOR, tid)
@@ -124,7 +126,7 @@ def test_forward_delta_is_chosen_when_smaller_and_chains_are_bounded(tmp_path: P
     assert depths == [0, 1, 2, 3, 0, 1, 2]  # keyframe after max_chain_depth
     assert store.tensor_stats(ids[1]).encoding == "xor"
     assert store.tensor_stats(ids[1]).stored_bytes < store.tensor_stats(ids[0]).stored_bytes / 5
-    fresh = LocalStore(store.root, config)
+    fresh = PackStore(store.root, config)
     assert same_bits(fresh.load(ids[-1]).data, w)
 
 
@@ -148,8 +150,8 @@ def test_identical_tensors_are_stored_once(tmp_path: Path) -> None:
     assert store.store_stats().chunks == 4  # 16 KiB in 4 KiB chunks, once
 
 
-def _object_files(store: LocalStore) -> list[Path]:
-    return [p for kind in (TENSOR, CHUNK) for p in (store.root / kind).rglob("*") if p.is_file()]
+def _pack_files(store: PackStore) -> list[Path]:
+    return sorted((store.root / "packs").glob("*.pack"))
 
 
 @settings(
@@ -163,29 +165,55 @@ def test_any_single_byte_flip_is_detected(tmp_path: Path, data: st.DataObject) -
     rid = store.store(WeightTensor(base))
     newer = base + np.float32(1e-3)
     tid = store.store(WeightTensor(newer), reference=rid)
-    files = _object_files(store)
-    victim = data.draw(st.sampled_from(files))
+    store.repack()
+    files = sorted(_pack_files(store), key=lambda f: (f.stat().st_size, f.name))
+    # draws do not depend on the (randomly named) files, so examples replay exactly
+    victim = files[data.draw(st.integers(0, 1 << 16)) % len(files)]
     blob = bytearray(victim.read_bytes())
-    pos = data.draw(st.integers(0, len(blob) - 1))
+    pos = data.draw(st.integers(0, 1 << 30)) % len(blob)
     blob[pos] ^= data.draw(st.integers(1, 255))
     victim.write_bytes(bytes(blob))
-    fresh = LocalStore(store.root, SMALL_CHUNKS)
-    with pytest.raises(CorruptObjectError) as err:
-        fresh.load(tid)
-        fresh.load(rid)
-    assert str(err.value.path) in {str(p) for p in files}
+    fresh = PackStore(store.root, SMALL_CHUNKS)
+    failures = 0
+    for oid, arr in ((rid, base), (tid, newer)):
+        try:
+            loaded = fresh.load(oid).data
+        except (CorruptObjectError, ObjectNotFoundError) as exc:
+            failures += 1
+            if isinstance(exc, CorruptObjectError):
+                assert ".pack" in str(exc.path)
+        else:
+            assert same_bits(loaded, arr)  # never wrong data
+    assert failures or fresh.index.damaged, "a flipped byte went unnoticed"
 
 
-def test_corrupt_error_names_the_chunk_file(tmp_path: Path) -> None:
+def test_corrupt_error_names_the_pack_and_offset(tmp_path: Path) -> None:
     store = new_store(tmp_path)
     tid = store.store(WeightTensor(np.arange(5000, dtype=np.float64)))
     chunk = store.manifest(tid).chunks[1]
-    path = store.path_of(CHUNK, chunk)
-    path.write_bytes(path.read_bytes()[:-3])  # truncated
+    truncate_record(store, chunk, keep=40)
+    fresh = PackStore(store.root)
     with pytest.raises(CorruptObjectError) as err:
-        LocalStore(store.root).load(tid)
-    assert err.value.object_id == chunk and err.value.path == str(path)
+        fresh.load(tid)
+    path, offset, _ = locate(fresh, chunk)
+    assert err.value.object_id == chunk and err.value.path == f"{path} @ {offset}"
     assert "hint" in str(err.value)
+
+
+def test_damaged_pack_index_is_reported_and_spares_other_packs(tmp_path: Path) -> None:
+    store = new_store(tmp_path)
+    a = store.store(WeightTensor(np.arange(100, dtype=np.float32)))
+    b = store.store(WeightTensor(np.arange(100, 200, dtype=np.float32)))
+    pack_of_a, _, _ = locate(store, a)
+    raw = bytearray(pack_of_a.read_bytes())
+    raw[-30] ^= 0x01  # inside the trailer's checksum
+    pack_of_a.write_bytes(bytes(raw))
+    fresh = PackStore(store.root)
+    assert list(fresh.index.damaged) == [pack_of_a.stem]
+    assert "damaged pack index" in fresh.index.damaged[pack_of_a.stem].reason
+    assert same_bits(fresh.load(b).data, np.arange(100, 200, dtype=np.float32))
+    with pytest.raises(ObjectNotFoundError):
+        fresh.load(a)
 
 
 def test_missing_object_is_a_clear_error(tmp_path: Path) -> None:
@@ -199,7 +227,7 @@ def test_blobs_round_trip_and_verify(tmp_path: Path) -> None:
     bid = store.put_blob("commit", b'{"message":"hi"}')
     assert store.get_blob("commit", bid) == b'{"message":"hi"}'
     assert store.list_blobs("commit") == [bid]
-    store.path_of("commit", bid).write_bytes(b'{"message":"ho"}')
+    flip_record_byte(store, bid, 14)
     with pytest.raises(CorruptObjectError):
         store.get_blob("commit", bid)
 
@@ -231,6 +259,7 @@ def test_gc_keeps_live_tensors_and_their_delta_references(tmp_path: Path) -> Non
         store = new_store(tmp_path)
         old = store.store(WeightTensor(a))
         new = store.store(WeightTensor(b), reference=old)  # old becomes a delta against new
+        store.repack()
         dead = store.store(WeightTensor(rng.standard_normal(3000).astype(np.float32)))
         live = new if keep_newest else old
         report = store.gc({live}, {})
@@ -238,7 +267,7 @@ def test_gc_keeps_live_tensors_and_their_delta_references(tmp_path: Path) -> Non
         # Keeping only the old version must keep the new chunks it is a delta against.
         assert report.removed[CHUNK] == (6 if keep_newest else 3)
         assert not store.exists(dead)
-        fresh = LocalStore(store.root)
+        fresh = PackStore(store.root)
         assert same_bits(fresh.load(live).data, b if keep_newest else a)
 
 
@@ -255,14 +284,14 @@ def test_gc_grace_period_keeps_old_chunks_of_a_young_tensor(tmp_path: Path) -> N
     store = new_store(tmp_path)
     arr = np.arange(3000, dtype=np.float32)
     old = store.store(WeightTensor(arr))
-    chunk_files = [store.path_of(CHUNK, c) for c in store.manifest(old).chunks]
-    for f in [*chunk_files, store.path_of(TENSOR, old)]:
-        os.utime(f, (1, 1))  # make everything ancient
-    store.delete(old)
-    young = store.store(WeightTensor(arr.copy()))  # same chunks, new manifest only
-    assert young == old
-    store.gc(set(), {}, grace_seconds=3600)
-    assert same_bits(LocalStore(store.root).load(young).data, arr)
+    for pack in _pack_files(store):
+        os.utime(pack, (1, 1))  # make everything ancient
+    young_arr = arr.copy()
+    young_arr[-1] += 1  # shares every chunk but the last with the old tensor
+    young = store.store(WeightTensor(young_arr))
+    report = store.gc(set(), {}, grace_seconds=3600)
+    assert report.removed.get(TENSOR) == 1 and not store.exists(old)
+    assert same_bits(PackStore(store.root).load(young).data, young_arr)
 
 
 def test_stats_report_encodings(tmp_path: Path) -> None:
@@ -288,7 +317,8 @@ def test_max_mode_context_coding_is_exact_and_smaller(tmp_path: Path) -> None:
         ids: list[str] = []
         for v in versions:
             ids.append(store.store(WeightTensor(v), reference=ids[-1] if ids else None))
-        fresh = LocalStore(store.root)
+            store.repack()
+        fresh = PackStore(store.root)
         for tid, v in zip(ids, versions, strict=True):
             assert same_bits(fresh.load(tid).data, v)
         sizes[mode] = fresh.store_stats().stored_bytes

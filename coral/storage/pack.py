@@ -1,0 +1,268 @@
+"""Pack files: immutable containers of object records, each ending in its own index.
+
+    record* | entry* | hint* | u64 sequence | u32 entry count | u32 hint count
+    | 16-byte XXH3-128 of (entries .. hint count) | magic "CRPK" | u8 version
+
+entry = u8 kind code | 32-byte object id | u64 offset | u64 length | 8-byte XXH3-64 of the
+record | u8 chunk encoding (255: not a chunk) | u8 reference count | 2 x 32-byte reference
+chunk ids (zeros when unused), so the delta graph is known without reading records.
+hint = 32-byte older chunk id | 32-byte newer chunk id: the newer version of a chunk, that a
+repack may turn the older one into a reverse delta against.
+
+A pack is written to a temporary file, fsynced and renamed into place: it is never modified
+afterwards. `sequence` orders packs (newer wins when two hold the same object). See
+docs/FORMAT.md, "Packs".
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import xxhash
+
+from coral.storage.backend import Backend, PutMode, fsync_dir, os_error
+
+PACK_MAGIC = b"CRPK"
+PACK_VERSION = 1
+PACK_SUFFIX = ".pack"
+PACK_DIR = "packs"
+
+# Kind codes are append-only: a kind's code is its index here.
+KINDS = ("chunk", "tensor", "tree", "commit", "tag", "file")
+_KIND_CODE = {k: i for i, k in enumerate(KINDS)}
+
+_ENTRY = struct.Struct("<B32sQQ8sBB32s32s")
+NOT_A_CHUNK = 255
+_NO_REF = bytes(32)
+_HINT = struct.Struct("<32s32s")
+_COUNTS = struct.Struct("<QII")  # sequence, entry count, hint count
+_TAIL = struct.Struct("<QII16s4sB")  # the counts, checksum, magic, version
+TAIL_SIZE = _TAIL.size
+MAX_ENTRIES = 1 << 24  # a sane bound on any count read from a pack
+
+
+class PackFormatError(ValueError):
+    """A pack's trailer or index is damaged; `offset` says where."""
+
+    def __init__(self, message: str, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class PackEntry(NamedTuple):
+    """Where one object's record sits in a pack (a tuple: packs hold thousands)."""
+
+    kind: str
+    object_id: str
+    offset: int
+    length: int
+    checksum: bytes  # XXH3-64 of the record's stored bytes
+    encoding: int = NOT_A_CHUNK  # a chunk's ChunkEncoding value
+    refs: tuple[str, ...] = ()  # a chunk's delta references
+
+
+@dataclass(frozen=True)
+class PackContents:
+    """What a pack's trailer says."""
+
+    pack_id: str
+    sequence: int
+    entries: tuple[PackEntry, ...]
+    hints: tuple[tuple[str, str], ...]
+    data_end: int  # records occupy [0, data_end)
+
+
+def kind_code(kind: str) -> int:
+    try:
+        return _KIND_CODE[kind]
+    except KeyError:
+        raise ValueError(f"unknown object kind {kind!r} (known: {', '.join(KINDS)})") from None
+
+
+def record_checksum(data: bytes | memoryview) -> bytes:
+    return xxhash.xxh3_64_digest(data)
+
+
+def pack_key(pack_id: str) -> str:
+    return f"{PACK_DIR}/{pack_id}{PACK_SUFFIX}"
+
+
+def new_pack_id() -> str:
+    return uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def encode_trailer(
+    entries: Iterable[PackEntry], hints: Iterable[tuple[str, str]], sequence: int
+) -> bytes:
+    """The index block that ends a pack."""
+    body = bytearray()
+    count = 0
+    for e in entries:
+        refs = [bytes.fromhex(r) for r in e.refs] + [_NO_REF, _NO_REF]
+        body += _ENTRY.pack(
+            kind_code(e.kind),
+            bytes.fromhex(e.object_id),
+            e.offset,
+            e.length,
+            e.checksum,
+            e.encoding,
+            len(e.refs),
+            refs[0],
+            refs[1],
+        )
+        count += 1
+    hint_list = list(hints)
+    for older, newer in hint_list:
+        body += _HINT.pack(bytes.fromhex(older), bytes.fromhex(newer))
+    body += _COUNTS.pack(sequence, count, len(hint_list))
+    return bytes(body) + xxhash.xxh3_128_digest(bytes(body)) + PACK_MAGIC + bytes([PACK_VERSION])
+
+
+def index_length(tail: bytes, file_size: int) -> int:
+    """Length of a pack's index block, from its last TAIL_SIZE bytes (checked against the file)."""
+    if len(tail) < TAIL_SIZE or file_size < TAIL_SIZE:
+        raise PackFormatError("pack is shorter than its trailer", 0)
+    _, count, hints, _, magic, version = _TAIL.unpack_from(tail, len(tail) - TAIL_SIZE)
+    if magic != PACK_MAGIC:
+        raise PackFormatError("not a pack (bad magic at the end)", file_size - 5)
+    if version != PACK_VERSION:
+        raise PackFormatError(f"unknown pack version {version}", file_size - 1)
+    length = count * _ENTRY.size + hints * _HINT.size + TAIL_SIZE
+    if count > MAX_ENTRIES or hints > MAX_ENTRIES or length > file_size:
+        raise PackFormatError(
+            f"pack index claims {count} entries and {hints} hints, more than the file holds",
+            file_size - TAIL_SIZE,
+        )
+    return length
+
+
+def parse_trailer(pack_id: str, block: bytes, file_size: int) -> PackContents:
+    """Parse a pack's index block (its last `index_length` bytes); PackFormatError if damaged.
+
+    Every count and offset is checked against the file before it is used.
+    """
+    length = index_length(block, file_size)
+    if len(block) < length:
+        raise PackFormatError("pack index is truncated", file_size - len(block))
+    block = block[len(block) - length :]
+    data_end = file_size - length
+    sequence, count, hints_n, checksum, _, _ = _TAIL.unpack_from(block, length - TAIL_SIZE)
+    body = block[: length - TAIL_SIZE + _COUNTS.size]
+    if xxhash.xxh3_128_digest(body) != checksum:
+        raise PackFormatError("pack index checksum mismatch", data_end)
+    entries = []
+    kinds = len(KINDS)
+    for i, (code, oid, offset, size, rsum, enc, nrefs, r0, r1) in enumerate(
+        _ENTRY.iter_unpack(block[: count * _ENTRY.size])
+    ):
+        if code >= kinds or offset + size > data_end or nrefs > 2:
+            raise PackFormatError(f"pack index entry {i} is out of bounds", data_end)
+        refs = () if nrefs == 0 else (r0.hex(),) if nrefs == 1 else (r0.hex(), r1.hex())
+        entries.append(PackEntry(KINDS[code], oid.hex(), offset, size, rsum, enc, refs))
+    hints = []
+    pos = count * _ENTRY.size
+    for _ in range(hints_n):
+        older, newer = _HINT.unpack_from(block, pos)
+        hints.append((older.hex(), newer.hex()))
+        pos += _HINT.size
+    return PackContents(pack_id, sequence, tuple(entries), tuple(hints), data_end)
+
+
+class PackWriter:
+    """Appends records to a new pack; `finish()` writes the trailer and publishes it durably.
+
+    On a backend with local files the records stream into a temporary file as they come; on
+    others they are buffered and uploaded whole.
+    """
+
+    def __init__(self, backend: Backend, *, fsync: bool = True) -> None:
+        self.backend = backend
+        self.fsync = fsync
+        self.pack_id = new_pack_id()
+        self.entries: list[PackEntry] = []
+        self.hints: list[tuple[str, str]] = []
+        self.size = 0
+        self._ids: set[str] = set()
+        self._local = backend.capabilities.local_path
+        self._tmp: Path | None = None
+        self._fh = None
+        self._buffer = bytearray()
+        if self._local:
+            tmp_dir = backend.path("tmp")
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._tmp = tmp_dir / f"{self.pack_id[:16]}.{uuid.uuid4().hex}.tmp"
+            self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed by finish/abort
+
+    def __contains__(self, object_id: str) -> bool:
+        return object_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(
+        self,
+        kind: str,
+        object_id: str,
+        data: bytes | memoryview,
+        encoding: int = NOT_A_CHUNK,
+        refs: tuple[str, ...] = (),
+    ) -> PackEntry:
+        """Append one record (an id already added is not written twice)."""
+        kind_code(kind)
+        if object_id in self._ids:
+            return next(e for e in self.entries if e.object_id == object_id)
+        entry = PackEntry(
+            kind, object_id, self.size, len(data), record_checksum(data), encoding, refs
+        )
+        if self._fh is not None:
+            self._fh.write(data)
+        else:
+            self._buffer += data
+        self.size += len(data)
+        self.entries.append(entry)
+        self._ids.add(object_id)
+        return entry
+
+    def hint(self, older: str, newer: str) -> None:
+        self.hints.append((older, newer))
+
+    def finish(self) -> PackContents:
+        """Write the trailer, make the pack durable and visible; returns what it holds."""
+        sequence = time.time_ns()
+        trailer = encode_trailer(self.entries, self.hints, sequence)
+        key = pack_key(self.pack_id)
+        if self._fh is not None and self._tmp is not None:
+            try:
+                self._fh.write(trailer)
+                self._fh.flush()
+                if self.fsync:
+                    os.fsync(self._fh.fileno())
+                self._fh.close()
+                target = self.backend.path(key)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self._tmp, target)
+                if self.fsync:
+                    fsync_dir(target.parent)
+            except OSError as exc:
+                self.abort()
+                raise os_error(exc, self._tmp) from None
+        else:
+            self.backend.put(key, bytes(self._buffer) + trailer, PutMode.CREATE)
+        return PackContents(
+            self.pack_id, sequence, tuple(self.entries), tuple(self.hints), self.size
+        )
+
+    def abort(self) -> None:
+        """Throw the unfinished pack away."""
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+        self._buffer = bytearray()
