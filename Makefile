@@ -1,7 +1,7 @@
 # Coral: `make demo` and `make test` work on a fresh machine with only python3 (3.11+).
 #
 #   make demo    build .venv (torch + the viz extra) and run examples/demo.py on ./demo-repo
-#   make test    build .venv with every extra, install the Debian servers tests use, run pytest
+#   make test    build .venv with every extra, install the servers tests use (Debian, npm), run pytest
 #   make lint    ruff + mypy on coral/
 #   make bench   run every benchmark in benchmarks/
 #   make clean   remove .venv and generated files
@@ -18,6 +18,11 @@ STAMP_TORCH := $(VENV)/.stamp-torch
 STAMP_DEMO := $(VENV)/.stamp-demo
 STAMP_ALL := $(VENV)/.stamp-all
 DEMO_REPO := demo-repo
+# Azurite (the Azure Blob test server) from npm, into a project-local folder (ignored by git);
+# newer Azurite needs node 22, this one runs on node 20. Without npm the Azure tests skip.
+NODE_DIR := .cache/node
+AZURITE := azurite@3.35.0
+STAMP_AZURITE := $(NODE_DIR)/.stamp-$(subst @,-,$(AZURITE))
 # binary:Debian package pairs the test suite needs (real servers, headless browser)
 TEST_DEBS := redis-server:redis-server chromium:chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -55,7 +60,15 @@ test-debs:
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y $$missing; \
 	fi
 
-test: $(STAMP_ALL) test-debs
+$(STAMP_AZURITE):
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(NODE_DIR) && \
+		npm install --prefix $(NODE_DIR) --no-audit --no-fund $(AZURITE) && touch $@; \
+	else \
+		echo "npm not found: the Azure Blob tests will be skipped (install node 20 and npm)"; \
+	fi
+
+test: $(STAMP_ALL) test-debs $(STAMP_AZURITE)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP_ALL)
@@ -72,4 +85,4 @@ bench: $(STAMP_ALL)
 	done
 
 clean:
-	rm -rf $(VENV) $(DEMO_REPO) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(DEMO_REPO) $(NODE_DIR) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -6,6 +6,7 @@ them too); `unwrap()` reaches the innermost one.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -96,8 +97,9 @@ class RetryingBackend(BackendWrapper):
                 raise
             except self.retry_on as exc:
                 if attempt == self.attempts - 1:
+                    last = exc.message if isinstance(exc, BackendError) else exc  # not its hint
                     raise BackendError(
-                        f"{self.describe()}: giving up after {self.attempts} attempts: {exc}",
+                        f"{self.describe()}: giving up after {self.attempts} attempts: {last}",
                         hint="check that the endpoint is reachable and the credentials valid",
                     ) from exc
                 delay = min(self.max_delay, self.base_delay * 2**attempt)
@@ -235,3 +237,55 @@ class CachingBackend(BackendWrapper):
 
     def delete(self, key: str) -> bool:
         return self._write(key, lambda: self.inner.delete(key))
+
+
+class ShardedBackend(Backend):
+    """Spreads immutable objects (keys under `spread_prefix`) over several backends by a hash
+    of their name; everything else (refs, the format file) lives on the first one."""
+
+    def __init__(self, backends: list[Backend], spread_prefix: str = "packs/") -> None:
+        if not backends:
+            raise ValueError("ShardedBackend needs at least one backend")
+        self.backends = backends
+        self.spread_prefix = spread_prefix
+        self.capabilities = backends[0].capabilities
+
+    def _for(self, key: str) -> Backend:
+        if not key.startswith(self.spread_prefix) or len(self.backends) == 1:
+            return self.backends[0]
+        digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+        return self.backends[int.from_bytes(digest, "little") % len(self.backends)]
+
+    def put(
+        self,
+        key: str,
+        data: bytes | memoryview,
+        mode: PutMode = PutMode.OVERWRITE,
+        if_match: str | None = None,
+    ) -> ObjectInfo:
+        return self._for(key).put(key, data, mode, if_match)
+
+    def get(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        return self._for(key).get(key, offset, length)
+
+    def stat(self, key: str) -> ObjectInfo:
+        return self._for(key).stat(key)
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        spread = prefix.startswith(self.spread_prefix) or self.spread_prefix.startswith(prefix)
+        sources = self.backends if spread else self.backends[:1]
+        seen: dict[str, ObjectInfo] = {}
+        for backend in sources:
+            for info in backend.list(prefix):
+                if backend is self._for(info.key):  # each key is listed from its home only
+                    seen.setdefault(info.key, info)
+        yield from (seen[k] for k in sorted(seen))
+
+    def delete(self, key: str) -> bool:
+        return self._for(key).delete(key)
+
+    def path(self, key: str) -> Path:
+        return self._for(key).path(key)
+
+    def describe(self) -> str:
+        return " + ".join(b.describe() for b in self.backends)

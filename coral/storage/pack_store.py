@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,7 @@ class PackStore(WeightStore):
         self._fd_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self.maintenance = BackgroundRepack(self.repack)
+        self.repository: Any = None  # the repository owning this store, if any (for remotes)
 
     # -- plumbing ------------------------------------------------------------------------------
     @property

@@ -48,6 +48,7 @@ from coral.version_control.locking import RepositoryLock
 from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree, TreeEntry
 from coral.version_control.refnames import HEAD, check_name, parse_ref
 from coral.version_control.refs import Branch, HeadState, ReflogEntry, RefStore
+from coral.version_control.remote_refs import TrackingRefs, resolve_tracking
 from coral.version_control.staging import StagedChange, StagingArea, apply_changes
 
 CORAL_DIR = ".coral"
@@ -124,6 +125,8 @@ class Repository:
         self.staging = StagingArea(self.database)
         self.lock = RepositoryLock(self.coral_dir / LOCK_FILE)
         self.store: PackStore = _open_store(self.coral_dir / OBJECTS_DIR, self.config)
+        self.store.repository = self  # remotes take a store and need its refs
+        self.remote_refs = TrackingRefs(self.database)
         self._commits: OrderedDict[str, Commit] = OrderedDict()
         self._trees: OrderedDict[str, Tree] = OrderedDict()
         self._fingerprints: Any = None
@@ -296,6 +299,9 @@ class Repository:
         tag = self.refs.get_tag(base)
         if tag is not None:
             return tag.commit_hash
+        tracked = resolve_tracking(self.database, base) if "/" in base else None
+        if tracked is not None:
+            return tracked
         lowered = base.lower()
         if all(c in "0123456789abcdef" for c in lowered) and len(lowered) >= _MIN_SHORT_HASH:
             if is_hash(lowered):
@@ -376,6 +382,33 @@ class Repository:
             with self.database.transaction() as tx:
                 self.refs.create_tag(tx, tag, force=force)
         return tag
+
+    def adopt_tag(
+        self, name: str, commit: str, tag_id: str | None, info: Mapping[str, Any]
+    ) -> Tag:
+        """Record a tag fetched from a remote (its tag object, when stored, says it all)."""
+        if tag_id and self.store.has_blob(TAG, tag_id):
+            tag = Tag.decode(self.store.get_blob(TAG, tag_id), tag_id)
+        else:
+            tag = Tag(
+                name=name,
+                commit_hash=commit,
+                description=info.get("description"),
+                metrics=dict(info.get("metrics") or {}),
+                tagger=None,
+                created_at=time.time(),
+            )
+        with self.write_lock(), self.database.transaction() as tx:
+            self.refs.create_tag(tx, tag)
+        return tag
+
+    def fast_forward(self, branch: str, new: str, expected: str | None, message: str) -> None:
+        """Move (or create) `branch` from `expected` to the commit `new` (compare-and-swap)."""
+        with self.write_lock(), self.database.transaction() as tx:
+            if expected is None:
+                self.refs.create_branch(tx, branch, new, message)
+            else:
+                self.refs.update_branch(tx, branch, new, expected, message)
 
     def get_tag(self, name: str) -> Tag:
         tag = self.refs.get_tag(name)

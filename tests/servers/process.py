@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -41,11 +42,15 @@ def require_binary(name: str) -> str:
     """Path of an executable, or a skip/failure that says how to install it."""
     path = shutil.which(name)
     if path is None:
-        msg = f"{name} is not installed; `make test` installs it (see Makefile: servers)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        unavailable(f"{name} is not installed; `make test` installs it (see Makefile: servers)")
     return path
+
+
+def unavailable(msg: str) -> NoReturn:
+    """Skip a test whose server cannot be found (fail instead on CI, where it must be)."""
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
 
 
 class ManagedProcess:

@@ -1,0 +1,442 @@
+"""`Remote`: push, fetch and pull a repository's history to and from a byte backend.
+
+Push order (DESIGN §4b): packs of chunks and tensors, then a pack of trees, tags and commits,
+then each ref by compare-and-swap — a push killed at any point leaves the remote readable, and
+the next one uploads only what is still missing. Fetches verify every object against its BLAKE3
+name before it is stored, and move remote-tracking refs (`origin/main`) only afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from coral.core.hashing import hash_blob
+from coral.errors import CoralError, CorruptObjectError, RemoteError
+from coral.remotes.backends import open_backend
+from coral.remotes.config import RemoteConfig, RemoteManager, redact_url
+from coral.remotes.graph import ObjectSet, commit_closure, tag_objects, tensor_closure
+from coral.remotes.layout import NonFastForwardError, RemoteLayout, RemoteRef
+from coral.storage.backend import Backend, BackendError
+from coral.storage.base import CHUNK, TENSOR
+from coral.storage.manifest import TensorManifest
+from coral.storage.pack import NOT_A_CHUNK, PackWriter
+from coral.version_control.objects import COMMIT
+
+if TYPE_CHECKING:
+    from coral.storage.pack_store import PackStore
+    from coral.version_control.repository import Repository
+
+__all__ = ["PullResult", "PushResult", "Remote", "RemoteConfig", "RemoteManager"]
+
+PACK_TARGET = 32 << 20  # bytes of records per uploaded pack
+STREAMS = 8
+Progress = Callable[[str, int, int], None]  # (phase, done bytes, total bytes)
+
+
+@dataclass
+class PushResult:
+    pushed_weights: int = 0  # tensors uploaded
+    pushed_objects: int = 0
+    pushed_commits: int = 0
+    bytes_transferred: int = 0
+    skipped_objects: int = 0  # needed but already on the remote
+    refs: dict[str, tuple[str | None, str]] = field(default_factory=dict)  # name: (old, new)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class PullResult:
+    pulled_weights: int = 0  # tensors downloaded
+    pulled_objects: int = 0
+    pulled_commits: int = 0
+    bytes_transferred: int = 0
+    refs: dict[str, str] = field(default_factory=dict)  # tracking ref: commit
+    updated_branch: str | None = None  # the local branch a pull moved (fast-forward)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return not self.errors
+
+
+class Remote:
+    """A remote repository on S3, GCS, Azure Blob or a folder."""
+
+    def __init__(self, config: RemoteConfig, backend: Backend | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.backend = backend or open_backend(config)
+        self.layout = RemoteLayout(self.backend, redact_url(config.url))
+
+    @classmethod
+    def from_config(cls, config: RemoteConfig) -> Remote:
+        return cls(config)
+
+    def __repr__(self) -> str:
+        return f"Remote({self.name!r}, {redact_url(self.config.url)!r})"
+
+    # -- information --------------------------------------------------------------------------
+    def list_remote_weights(self) -> list[str]:
+        """Ids of every tensor stored on the remote."""
+        self.layout.read_format()
+        return sorted(k for k, v in self.layout.refresh_index().items() if v.kind == TENSOR)
+
+    def list_refs(self) -> dict[str, str]:
+        """`heads/main` / `tags/v1` -> commit on the remote."""
+        return {n: r.commit for n, r in self.layout.list_refs().items()}
+
+    def get_remote_info(self) -> dict[str, Any]:
+        doc = self.layout.read_format()
+        index = self.layout.refresh_index() if doc is not None else {}
+        return {
+            **self.config.public_dict(),
+            "initialized": doc is not None,
+            "format": (doc or {}).get("format"),
+            "default_branch": (doc or {}).get("default_branch"),
+            "packs": len(self.layout.pack_sizes()),
+            "bytes": sum(self.layout.pack_sizes().values()),
+            "objects": len(index),
+            "weights": sum(1 for v in index.values() if v.kind == TENSOR),
+            "refs": self.list_refs() if doc is not None else {},
+        }
+
+    # -- push ---------------------------------------------------------------------------------
+    def push(
+        self,
+        local_store: PackStore | Repository,
+        weight_hashes: Iterable[str] | None = None,
+        force: bool = False,
+        *,
+        branches: Iterable[str] | None = None,
+        tags: bool = True,
+        progress: Progress | None = None,
+    ) -> PushResult:
+        """Upload what the remote lacks, then move its refs (compare-and-swap each).
+
+        By default every branch and tag; `weight_hashes` uploads only those tensors (no refs).
+        A ref that moved on the remote since it was last seen is not overwritten: it lands in
+        `errors` as a non-fast-forward (NonFastForwardError from the CLI) unless `force`.
+        """
+        repo = _repository(local_store)
+        store = repo.store
+        store.wait_for_maintenance()
+        result = PushResult()
+        layout = self.layout
+        layout.ensure_format(repo.refs.head().branch or "main")
+        index = layout.refresh_index()
+        remote_refs = layout.list_refs()
+        wanted = _local_refs(repo, branches, tags) if weight_hashes is None else {}
+        updates: list[tuple[str, dict[str, Any], RemoteRef | None]] = []
+        for name, (commit, doc) in wanted.items():
+            current = remote_refs.get(name)
+            if current is not None and current.commit == commit:
+                continue
+            if current is not None and not force and not _is_ancestor(repo, current.commit, commit):
+                result.errors.append(
+                    f"rejected {_display(name)}: the remote has commits this repository does not "
+                    f"(non-fast-forward); run `coral pull {self.name}` first"
+                )
+                continue
+            updates.append((name, doc, current))
+        needed = ObjectSet()
+        read = store.get_blob
+        trees = commit_closure(
+            [doc["commit"] for _, doc, _ in updates], read, lambda c: c in index, needed
+        )
+        tag_objects([doc.get("tag") or "" for _, doc, _ in updates], read, needed)
+        tensor_ids = [e.tensor_id for t in trees for e in t.entries.values()]
+        if weight_hashes is not None:
+            tensor_ids = list(weight_hashes)
+        tensor_closure(
+            tensor_ids,
+            lambda t: store.manifest(t).chunks,
+            lambda c: store._chunk_refs(c)[1],
+            lambda k, o: o in index,
+            needed,
+        )
+        for kind, oid in needed.items():
+            if oid in index:  # a tree or tag object the remote has under another commit
+                needed.ids[kind].remove(oid)
+                result.skipped_objects += 1
+        result.pushed_weights = len(needed.tensors)
+        result.pushed_commits = len(needed.commits)
+        result.pushed_objects = sum(len(v) for v in needed.ids.values())
+        result.bytes_transferred = self._upload(store, needed, progress)
+        for name, doc, current in updates:
+            try:
+                layout.set_ref(name, doc, current)
+            except NonFastForwardError as exc:
+                result.errors.append(exc.message + f"; run `coral pull {self.name}` first")
+                continue
+            result.refs[name] = (current.commit if current else None, doc["commit"])
+        repo.remote_refs.record(self.name, {n: new for n, (_, new) in result.refs.items()})
+        return result
+
+    def _upload(self, store: PackStore, needed: ObjectSet, progress: Progress | None) -> int:
+        """Upload the records in packs of ~PACK_TARGET bytes: chunks and tensors in parallel
+        streams first, then one pack of trees, tags and commits once all of those landed."""
+        items = needed.items()
+        # tensors travel only after every chunk pack landed: a tensor on the remote is complete
+        chunks = [(k, o) for k, o in items if k == CHUNK]
+        tensors = [(k, o) for k, o in items if k == TENSOR]
+        meta = [(k, o) for k, o in items if k not in (CHUNK, TENSOR)]
+        total = sum(loc.length for _, o in items if (loc := store.index.get(o)) is not None)
+        sent = 0
+
+        def upload(batch: list[tuple[str, str]]) -> int:
+            writer = PackWriter(self.backend, fsync=True)
+            for kind, oid in batch:
+                encoding, refs = store._chunk_refs(oid) if kind == CHUNK else (NOT_A_CHUNK, ())
+                writer.add(kind, oid, store.read_record(kind, oid), encoding, refs)
+            writer.finish()
+            return writer.size
+
+        def report(size: int) -> None:
+            nonlocal sent
+            sent += size
+            if progress:
+                progress("upload", sent, total)
+
+        with ThreadPoolExecutor(STREAMS, thread_name_prefix="coral-push") as pool:
+            for phase in (chunks, tensors):  # each phase starts once the one before landed
+                for size in pool.map(upload, _batches(store, phase)):
+                    report(size)
+        if meta:
+            report(upload(meta))
+        return sent
+
+    # -- fetch / pull -------------------------------------------------------------------------
+    def fetch(
+        self,
+        local_store: PackStore | Repository,
+        weight_hashes: Iterable[str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Download (and verify) what the remote's refs need; move the tracking refs."""
+        repo = _repository(local_store)
+        store = repo.store
+        result = PullResult()
+        if self.layout.read_format() is None:
+            raise RemoteError(
+                f"{redact_url(self.config.url)} holds no Coral repository yet",
+                hint=f"push to it first: coral push {self.name}",
+            )
+        index = self.layout.refresh_index()
+        remote_refs = self.layout.list_refs()
+        fetched: dict[str, bytes] = {}
+
+        def read(kind: str, oid: str) -> bytes:
+            if store.has_blob(kind, oid):
+                return store.get_blob(kind, oid)
+            if oid not in fetched:
+                data = self._download_one(index, kind, oid)
+                if hash_blob(kind, data) != oid:  # parsed below: verify before believing it
+                    raise CorruptObjectError(oid, None, f"received {kind} does not match its name")
+                fetched[oid] = data
+            return fetched[oid]
+
+        needed = ObjectSet()
+        if weight_hashes is None:
+            starts = [r.commit for r in remote_refs.values()]
+            trees = commit_closure(starts, read, lambda c: store.has_blob(COMMIT, c), needed)
+            tag_objects([str(r.doc.get("tag") or "") for r in remote_refs.values()], read, needed)
+            tensor_ids = [e.tensor_id for t in trees for e in t.entries.values()]
+        else:
+            tensor_ids = list(weight_hashes)
+        manifests: dict[str, bytes] = {}
+
+        def manifest_chunks(tid: str) -> tuple[str, ...]:
+            manifests[tid] = self._download_one(index, TENSOR, tid)
+            try:
+                return TensorManifest.decode(manifests[tid]).chunks
+            except ValueError as exc:
+                raise RemoteError(f"damaged tensor {tid} on the remote: {exc}") from None
+
+        tensor_closure(
+            tensor_ids,
+            manifest_chunks,
+            lambda c: index[c].refs if c in index else (),
+            lambda k, o: store._has(k, o),
+            needed,
+        )
+        chunk_ids = needed.ids.get(CHUNK, [])
+        missing = [c for c in chunk_ids if c not in index]
+        if missing:
+            raise RemoteError(f"the remote lacks chunk {missing[0]} that its tensors need")
+        records = self._download(index, chunk_ids, progress)
+        result.bytes_transferred = sum(len(d) for d in records.values())
+        result.bytes_transferred += sum(len(d) for d in fetched.values())
+        result.bytes_transferred += sum(len(d) for d in manifests.values())
+        ordered = [(CHUNK, c, records[c]) for c in chunk_ids]
+        ordered += [(TENSOR, t, manifests[t]) for t in needed.tensors if t in manifests]
+        ordered += [(k, o, fetched[o]) for k, o in needed.items() if o in fetched]
+        store.install(ordered)  # verified against BLAKE3 names before anything is visible
+        result.pulled_objects = len(ordered)
+        result.pulled_weights = len(needed.tensors)
+        result.pulled_commits = len(needed.commits)
+        if weight_hashes is None:
+            result.refs = {n: r.commit for n, r in remote_refs.items()}
+            gone = {n: None for n in repo.remote_refs.names(self.name) if n not in remote_refs}
+            repo.remote_refs.record(self.name, {**result.refs, **gone})
+            _adopt_tags(repo, remote_refs)
+        return result
+
+    def pull(
+        self,
+        local_store: PackStore | Repository,
+        weight_hashes: Iterable[str] | None = None,
+        force: bool = False,
+        *,
+        branch: str | None = None,
+        progress: Progress | None = None,
+    ) -> PullResult:
+        """Fetch, then fast-forward the current branch to the remote's (creating it in an empty
+        repository). A diverged branch is left alone with an error in `errors` (merge
+        `origin/<branch>`), or reset to the remote's with `force`."""
+        repo = _repository(local_store)
+        result = self.fetch(repo, weight_hashes, progress=progress)
+        if weight_hashes is not None:
+            return result
+        head = repo.refs.head()
+        doc = self.layout.read_format() or {}
+        target = branch or head.branch or str(doc.get("default_branch", "main"))
+        remote_commit = result.refs.get(f"heads/{target}")
+        if remote_commit is None:
+            result.errors.append(f"the remote has no branch {target!r}")
+            return result
+        local = repo.refs.branch_tip(target)
+        if local == remote_commit:
+            return result
+        if local is not None and not force and not _is_ancestor(repo, local, remote_commit):
+            if _is_ancestor(repo, remote_commit, local):
+                return result  # we are ahead: nothing to pull
+            result.errors.append(
+                f"{target} and {self.name}/{target} have diverged; merge them with "
+                f"`coral merge {self.name}/{target}` (or pull --strategy)"
+            )
+            return result
+        repo.fast_forward(target, remote_commit, local, f"pull {self.name}")
+        result.updated_branch = target
+        return result
+
+    def _download_one(self, index: dict[str, Any], kind: str, oid: str) -> bytes:
+        loc = index.get(oid)
+        if loc is None:
+            raise RemoteError(
+                f"the remote lacks {kind} {oid}", hint="push it again from its source"
+            )
+        return self.layout.read_records(loc.pack_id, [(loc.offset, loc.length)])[0]
+
+    def _download(
+        self, index: dict[str, Any], ids: list[str], progress: Progress | None
+    ) -> dict[str, bytes]:
+        by_pack: dict[str, list[str]] = {}
+        for oid in ids:
+            by_pack.setdefault(index[oid].pack_id, []).append(oid)
+        total = sum(index[o].length for o in ids)
+        got: dict[str, bytes] = {}
+        done = 0
+
+        def fetch_pack(pack_id: str) -> dict[str, bytes]:
+            oids = by_pack[pack_id]
+            spans = [(index[o].offset, index[o].length) for o in oids]
+            return dict(zip(oids, self.layout.read_records(pack_id, spans), strict=True))
+
+        with ThreadPoolExecutor(STREAMS, thread_name_prefix="coral-fetch") as pool:
+            for part in pool.map(fetch_pack, list(by_pack)):
+                got.update(part)
+                done += sum(len(d) for d in part.values())
+                if progress:
+                    progress("download", done, total)
+        return got
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _repository(local: Any) -> Repository:
+    from coral.version_control.repository import Repository
+
+    if isinstance(local, Repository):
+        return local
+    repo = getattr(local, "repository", None)
+    if repo is None:
+        raise CoralError(
+            "push and pull take a repository's store (repo.store) or the repository itself"
+        )
+    return repo
+
+
+def _local_refs(
+    repo: Repository, branches: Iterable[str] | None, tags: bool
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    chosen = None if branches is None else set(branches)
+    out: dict[str, tuple[str, dict[str, Any]]] = {}
+    for b in repo.list_branches():
+        if b.commit and (chosen is None or b.name in chosen):
+            out[f"heads/{b.name}"] = (b.commit, {"commit": b.commit, "updated": time.time()})
+    if chosen is not None:
+        unknown = chosen - {b.name for b in repo.list_branches()}
+        if unknown:
+            from coral.errors import RefNotFoundError
+
+            raise RefNotFoundError(f"no local branch {sorted(unknown)[0]!r} to push")
+    if tags:
+        for t in repo.list_tags():
+            doc = {
+                "commit": t.commit_hash,
+                "tag": t.tag_id,
+                "description": t.description,
+                "metrics": t.metrics or {},
+            }
+            out[f"tags/{t.name}"] = (t.commit_hash, doc)
+    return out
+
+
+def _is_ancestor(repo: Repository, ancestor: str, descendant: str) -> bool:
+    from coral.version_control.objects import COMMIT as _COMMIT
+
+    if not repo.store.has_blob(_COMMIT, ancestor):
+        return False
+    return repo.is_ancestor(ancestor, descendant)
+
+
+def _adopt_tags(repo: Repository, remote_refs: dict[str, RemoteRef]) -> None:
+    """Create the remote's tags that do not exist here (an existing tag is never moved)."""
+    for name, ref in remote_refs.items():
+        if not name.startswith("tags/"):
+            continue
+        tag = name[len("tags/") :]
+        if repo.refs.get_tag(tag) is not None:
+            continue
+        try:
+            repo.adopt_tag(tag, ref.commit, ref.doc.get("tag"), ref.doc)
+        except (CoralError, BackendError):
+            continue
+
+
+def _display(name: str) -> str:
+    return name[len("heads/") :] if name.startswith("heads/") else name
+
+
+def _batches(store: PackStore, items: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    if not items:
+        return []
+    out: list[list[tuple[str, str]]] = [[]]
+    size = 0
+    for kind, oid in items:
+        loc = store.index.get(oid)
+        length = loc.length if loc is not None else 0
+        if out[-1] and size + length > PACK_TARGET:
+            out.append([])
+            size = 0
+        out[-1].append((kind, oid))
+        size += length
+    return out

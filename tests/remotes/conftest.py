@@ -1,0 +1,33 @@
+"""Fixtures for the remote tests: repositories in tmp_path (closed afterwards), a file remote."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from coral.version_control.repository import Repository
+
+MakeRepo = Callable[..., Repository]
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Iterator[MakeRepo]:
+    """`make_repo("a")` creates tmp_path/a (or opens it with init=False); all closed at the end."""
+    opened: list[Repository] = []
+
+    def make(name: str, init: bool = True) -> Repository:
+        path = tmp_path / name
+        repo = Repository.init(path) if init else Repository(path)
+        opened.append(repo)
+        return repo
+
+    yield make
+    for repo in opened:
+        repo.close()
+
+
+@pytest.fixture
+def remote_dir(tmp_path: Path) -> Path:
+    return tmp_path / "remote"
