@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     try:
         gen = seaweedfs_server(work / "weed")
-        server = next(gen)
+        server = gen.__enter__()
         try:
             bucket = server.create_bucket()
             fs = s3fs.S3FileSystem(
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             repo.close()
             clone.close()
         finally:
-            gen.close()
+            gen.__exit__(None, None, None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
