@@ -18,7 +18,7 @@ import builtins
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -516,9 +516,6 @@ class PackStore(WeightStore):
         if kind in LOOSE_KINDS:
             ids.update(self.loose.ids(kind))
         return sorted(ids)
-
-    def iter_objects(self, kind: str) -> Iterator[str]:
-        yield from self.list_blobs(kind)
 
     # -- raw transfer --------------------------------------------------------------------------
     def read_raw(self, kind: str, object_id: str) -> bytes:
