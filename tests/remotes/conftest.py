@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +32,12 @@ def make_repo(tmp_path: Path) -> Iterator[MakeRepo]:
 @pytest.fixture
 def remote_dir(tmp_path: Path) -> Path:
     return tmp_path / "remote"
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real S3 server (SeaweedFS, auth on) for the S3 variants; skipped where not installed."""
+    from tests.servers.seaweedfs import seaweedfs_server
+
+    with seaweedfs_server(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server

@@ -75,8 +75,8 @@ def tensor(repo: Path, ref: str, name: str) -> np.ndarray:
         return np.asarray(r.get_weight(name, ref).data)
 
 
-def remote_main(remote_dir: Path) -> str | None:
-    return open_remote(remote_dir).list_refs().get("heads/main")
+def remote_main(where: Path | str) -> str | None:
+    return open_remote(where).list_refs().get("heads/main")
 
 
 @pytest.fixture
@@ -91,16 +91,33 @@ def team(coral, tmp_path: Path):
     return a, b, remote_dir
 
 
-def test_team_workflow(coral, tmp_path: Path) -> None:
-    a, b, remote_dir = tmp_path / "A", tmp_path / "B", tmp_path / "remote"
-    url = file_url(remote_dir)
+@pytest.fixture(
+    params=[
+        "file",
+        pytest.param("s3", marks=pytest.mark.server),
+    ]
+)
+def team_url(request, tmp_path: Path, monkeypatch) -> str:
+    """Where the team's remote lives: a folder, or a bucket on a real S3 server (SeaweedFS)."""
+    if request.param == "file":
+        return file_url(tmp_path / "remote")
+    server = request.getfixturevalue("seaweedfs")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
+    monkeypatch.setenv("AWS_REGION", server.region)
+    host = server.endpoint.removeprefix("http://")
+    return f"minio://{host}/{server.create_bucket()}/team"
+
+
+def test_team_workflow(coral, tmp_path: Path, team_url: str) -> None:
+    a, b, url = tmp_path / "A", tmp_path / "B", team_url
     ok(coral("init", str(a)))
     c1 = commit_checkpoint(coral, a, 1, "first")
     added = ok(coral("remote", "add", "origin", url, repo=a))
     assert "origin" in added.stdout
     pushed = ok(coral("push", repo=a))
     assert "origin/main" in pushed.stdout and "pushed" in pushed.stdout
-    assert remote_main(remote_dir) == c1
+    assert remote_main(url) == c1
 
     cloned = ok(coral("clone", url, str(b)))
     assert "cloned" in cloned.stdout
@@ -112,7 +129,7 @@ def test_team_workflow(coral, tmp_path: Path) -> None:
     # B commits and pushes; A pulls (fast-forward)
     c2 = commit_checkpoint(coral, b, 2, "from B")
     ok(coral("push", repo=b))
-    assert remote_main(remote_dir) == c2
+    assert remote_main(url) == c2
     pulled = ok(coral("pull", repo=a))
     assert "fast-forward" in pulled.stdout
     assert head(a) == c2
@@ -125,7 +142,7 @@ def test_team_workflow(coral, tmp_path: Path) -> None:
     rejected = coral("push", repo=a)
     text = one_error(rejected, "non-fast-forward", hint="pull")
     assert "main" in text
-    assert remote_main(remote_dir) == cb
+    assert remote_main(url) == cb
     assert head(a) == ca
 
     # plain pull refuses to merge; --strategy average merges
@@ -142,7 +159,7 @@ def test_team_workflow(coral, tmp_path: Path) -> None:
 
     # the merge descends from the remote's tip: the push goes through, B fast-forwards
     ok(coral("push", repo=a))
-    assert remote_main(remote_dir) == m
+    assert remote_main(url) == m
     ok(coral("pull", repo=b))
     assert head(b) == m
 
