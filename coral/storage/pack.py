@@ -189,7 +189,7 @@ class PackWriter:
         self.entries: list[PackEntry] = []
         self.hints: list[tuple[str, str]] = []
         self.size = 0
-        self._ids: set[str] = set()
+        self._ids: dict[str, PackEntry] = {}
         self._local = backend.capabilities.local_path
         self._tmp: Path | None = None
         self._fh = None
@@ -217,7 +217,7 @@ class PackWriter:
         """Append one record (an id already added is not written twice)."""
         kind_code(kind)
         if object_id in self._ids:
-            return next(e for e in self.entries if e.object_id == object_id)
+            return self._ids[object_id]
         entry = PackEntry(
             kind, object_id, self.size, len(data), record_checksum(data), encoding, refs
         )
@@ -227,7 +227,7 @@ class PackWriter:
             self._buffer += data
         self.size += len(data)
         self.entries.append(entry)
-        self._ids.add(object_id)
+        self._ids[object_id] = entry
         return entry
 
     def hint(self, older: str, newer: str) -> None:

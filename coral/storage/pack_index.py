@@ -174,26 +174,26 @@ class PackIndex:
         info = self._packs.pop(pack_id, None)
         if info is None:
             return
-        for entry in info.entries:
-            loc = self._objects.get(entry.object_id)
-            if loc is None or loc.pack_id != pack_id:
-                continue
-            replacement = self._best_elsewhere(entry.object_id, pack_id)
-            if replacement is None:
-                del self._objects[entry.object_id]
-                self._by_kind[entry.kind].discard(entry.object_id)
+        orphans = {
+            e.object_id: e
+            for e in info.entries
+            if (loc := self._objects.get(e.object_id)) is not None and loc.pack_id == pack_id
+        }
+        if not orphans:
+            return
+        best: dict[str, Location] = {}  # one pass over the other packs, not one per object
+        for other in self._packs.values():
+            for entry in other.entries:
+                if entry.object_id in orphans:
+                    found = best.get(entry.object_id)
+                    if found is None or found.sequence < other.sequence:
+                        best[entry.object_id] = Location(other.pack_id, other.sequence, entry)
+        for oid, entry in orphans.items():
+            if oid in best:
+                self._objects[oid] = best[oid]
             else:
-                self._objects[entry.object_id] = replacement
-
-    def _best_elsewhere(self, object_id: str, excluded: str) -> Location | None:
-        best: Location | None = None
-        for info in self._packs.values():
-            if info.pack_id == excluded:
-                continue
-            for entry in info.entries:
-                if entry.object_id == object_id and (best is None or best.sequence < info.sequence):
-                    best = Location(info.pack_id, info.sequence, entry)
-        return best
+                del self._objects[oid]
+                self._by_kind[entry.kind].discard(oid)
 
     # -- queries ------------------------------------------------------------------------------
     def get(self, object_id: str) -> Location | None:
