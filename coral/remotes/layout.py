@@ -11,9 +11,13 @@ a conditional write that fails when another client moved it first.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from coral.errors import RemoteError
@@ -28,6 +32,7 @@ from coral.storage.pack import (
     PACK_DIR,
     PACK_SUFFIX,
     TAIL_SIZE,
+    PackContents,
     PackFormatError,
     index_length,
     parse_trailer,
@@ -37,6 +42,8 @@ from coral.storage.pack_index import Location
 FORMAT_KEY = "coral-remote.json"
 REMOTE_FORMAT = 1
 REFS = "refs"
+STREAMS = 8
+TRAILER_GUESS = 64 << 10  # bytes read from a pack's end, enough for ~500 entries
 
 
 class RemoteFormatError(RemoteError):
@@ -58,16 +65,21 @@ class RemoteRef:
 class RemoteLayout:
     """Reads and writes a remote's format file, pack index and refs."""
 
-    def __init__(self, backend: Backend, url: str) -> None:
+    def __init__(self, backend: Backend, url: str, cache_dir: Path | None = None) -> None:
         self.backend = backend
         self.url = url
+        self.cache_dir = cache_dir  # where pack trailers read before are kept (packs never change)
         self._index: dict[str, Location] = {}
         self._packs: dict[str, int] = {}
+        self._format: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     # -- format -------------------------------------------------------------------------------
-    def read_format(self) -> dict[str, Any] | None:
-        """The format document, None for an empty prefix; RemoteFormatError otherwise."""
+    def read_format(self, *, cached: bool = False) -> dict[str, Any] | None:
+        """The format document, None for an empty prefix; RemoteFormatError otherwise
+        (`cached`: the one read before, if any)."""
+        if cached and self._format is not None:
+            return dict(self._format)
         try:
             raw = self.backend.get(FORMAT_KEY)
         except KeyNotFoundError:
@@ -87,6 +99,7 @@ class RemoteLayout:
                 f"reads {REMOTE_FORMAT})",
                 hint="upgrade Coral to use this remote",
             )
+        self._format = dict(doc)
         return dict(doc)
 
     def ensure_format(self, default_branch: str = "main") -> dict[str, Any]:
@@ -112,29 +125,52 @@ class RemoteLayout:
             for gone in [p for p in self._packs if p not in present]:
                 del self._packs[gone]
                 self._index = {k: v for k, v in self._index.items() if v.pack_id != gone}
-        for pack_id, size in present.items():
-            if pack_id in self._packs:
-                continue
-            contents = self._read_trailer(pack_id, size)
-            with self._lock:
-                self._packs[pack_id] = size
-                for entry in contents.entries:
-                    old = self._index.get(entry.object_id)
-                    if old is None or old.sequence < contents.sequence:
-                        self._index[entry.object_id] = Location(pack_id, contents.sequence, entry)
+        new = [(p, n) for p, n in present.items() if p not in self._packs]
+        with ThreadPoolExecutor(STREAMS, thread_name_prefix="coral-index") as pool:
+            for (pack_id, size), contents in zip(
+                new, pool.map(lambda pn: self._trailer(*pn), new), strict=True
+            ):
+                with self._lock:
+                    self._packs[pack_id] = size
+                    for entry in contents.entries:
+                        old = self._index.get(entry.object_id)
+                        if old is None or old.sequence < contents.sequence:
+                            self._index[entry.object_id] = Location(
+                                pack_id, contents.sequence, entry
+                            )
         return dict(self._index)
 
-    def _read_trailer(self, pack_id: str, size: int):
+    def _trailer(self, pack_id: str, size: int) -> PackContents:
+        """A pack's trailer: from the local cache, else one ranged read of the pack's end
+        (a second one when the trailer is longer than the first guess)."""
         key = f"{PACK_DIR}/{pack_id}{PACK_SUFFIX}"
+        cached = self._cache_path(pack_id, size)
         try:
-            tail = self.backend.get(key, max(0, size - TAIL_SIZE), TAIL_SIZE)
-            length = index_length(tail, size)
-            return parse_trailer(pack_id, self.backend.get(key, size - length, length), size)
+            if cached is not None and cached.is_file():
+                try:
+                    return parse_trailer(pack_id, cached.read_bytes(), size)
+                except PackFormatError:
+                    cached.unlink(missing_ok=True)
+            guess = min(size, TRAILER_GUESS)
+            end = self.backend.get(key, size - guess, guess)
+            length = index_length(end[-TAIL_SIZE:], size)
+            block = (
+                end[-length:] if length <= guess else self.backend.get(key, size - length, length)
+            )
+            contents = parse_trailer(pack_id, block, size)
         except PackFormatError as exc:
             raise RemoteError(
                 f"damaged pack {key} on {self.url}: {exc}",
                 hint="the remote's other packs are unaffected; push again to re-upload objects",
             ) from None
+        if cached is not None:
+            _write_quietly(cached, block)
+        return contents
+
+    def _cache_path(self, pack_id: str, size: int) -> Path | None:
+        if self.cache_dir is None or not pack_id.isalnum():
+            return None
+        return self.cache_dir / f"{pack_id}-{size}.trailer"
 
     def pack_sizes(self) -> dict[str, int]:
         return dict(self._packs)
@@ -161,13 +197,10 @@ class RemoteLayout:
 
     # -- refs ---------------------------------------------------------------------------------
     def list_refs(self) -> dict[str, RemoteRef]:
-        refs = {}
-        for info in self.backend.list(REFS + "/"):
-            name = info.key[len(REFS) + 1 :]
-            ref = self.get_ref(name)
-            if ref is not None:
-                refs[name] = ref
-        return refs
+        names = [info.key[len(REFS) + 1 :] for info in self.backend.list(REFS + "/")]
+        with ThreadPoolExecutor(STREAMS, thread_name_prefix="coral-refs") as pool:
+            found = list(pool.map(self.get_ref, names))
+        return {n: r for n, r in zip(names, found, strict=True) if r is not None}
 
     def get_ref(self, name: str) -> RemoteRef | None:
         key = f"{REFS}/{name}"
@@ -202,3 +235,13 @@ class RemoteLayout:
             return self.backend.delete(f"{REFS}/{name}")
         except BackendError:
             return False
+
+
+def _write_quietly(path: Path, data: bytes) -> None:
+    """Keep a cache file (written whole, then renamed); a cache that cannot be written is
+    only slower, never an error."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)

@@ -8,33 +8,32 @@ name before it is stored, and move remote-tracking refs (`origin/main`) only aft
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from coral.core.hashing import hash_blob
 from coral.errors import CoralError, CorruptObjectError, RemoteError
+from coral.remotes import transfer
 from coral.remotes.backends import open_backend
 from coral.remotes.config import RemoteConfig, RemoteManager, redact_url
 from coral.remotes.graph import ObjectSet, commit_closure, tag_objects, tensor_closure
 from coral.remotes.layout import NonFastForwardError, RemoteLayout, RemoteRef
+from coral.remotes.transfer import Progress
 from coral.storage.backend import Backend, BackendError
 from coral.storage.base import CHUNK, TENSOR
 from coral.storage.manifest import TensorManifest
-from coral.storage.pack import NOT_A_CHUNK, PackWriter
-from coral.version_control.objects import COMMIT
+from coral.storage.pack_index import Location
+from coral.version_control.objects import COMMIT, TAG, TREE
 
 if TYPE_CHECKING:
     from coral.storage.pack_store import PackStore
     from coral.version_control.repository import Repository
 
 __all__ = ["PullResult", "PushResult", "Remote", "RemoteConfig", "RemoteManager"]
-
-PACK_TARGET = 32 << 20  # bytes of records per uploaded pack
-STREAMS = 8
-Progress = Callable[[str, int, int], None]  # (phase, done bytes, total bytes)
 
 
 @dataclass
@@ -83,6 +82,12 @@ class Remote:
     def __repr__(self) -> str:
         return f"Remote({self.name!r}, {redact_url(self.config.url)!r})"
 
+    def _use_cache(self, repo: Repository) -> None:
+        """Keep the remote's pack trailers under the repository's .coral/cache (per URL)."""
+        if self.layout.cache_dir is None:
+            key = hashlib.sha256(redact_url(self.config.url).encode()).hexdigest()[:16]
+            self.layout.cache_dir = repo.coral_dir / "cache" / "remotes" / key
+
     # -- information --------------------------------------------------------------------------
     def list_remote_weights(self) -> list[str]:
         """Ids of every tensor stored on the remote."""
@@ -126,6 +131,7 @@ class Remote:
         `errors` as a non-fast-forward (NonFastForwardError from the CLI) unless `force`.
         """
         repo = _repository(local_store)
+        self._use_cache(repo)
         store = repo.store
         store.wait_for_maintenance()
         result = PushResult()
@@ -169,7 +175,17 @@ class Remote:
         result.pushed_weights = len(needed.tensors)
         result.pushed_commits = len(needed.commits)
         result.pushed_objects = sum(len(v) for v in needed.ids.values())
-        result.bytes_transferred = self._upload(store, needed, progress)
+        items = needed.items()
+        result.bytes_transferred = transfer.upload(
+            layout,
+            store,
+            [
+                [(k, o) for k, o in items if k == CHUNK],  # a tensor on the remote is complete
+                [(k, o) for k, o in items if k == TENSOR],
+                [(k, o) for k, o in items if k not in (CHUNK, TENSOR)],
+            ],
+            progress,
+        )
         for name, doc, current in updates:
             try:
                 layout.set_ref(name, doc, current)
@@ -180,49 +196,24 @@ class Remote:
         repo.remote_refs.record(self.name, {n: new for n, (_, new) in result.refs.items()})
         return result
 
-    def _upload(self, store: PackStore, needed: ObjectSet, progress: Progress | None) -> int:
-        """Upload the records in packs of ~PACK_TARGET bytes: chunks and tensors in parallel
-        streams first, then one pack of trees, tags and commits once all of those landed."""
-        items = needed.items()
-        # tensors travel only after every chunk pack landed: a tensor on the remote is complete
-        chunks = [(k, o) for k, o in items if k == CHUNK]
-        tensors = [(k, o) for k, o in items if k == TENSOR]
-        meta = [(k, o) for k, o in items if k not in (CHUNK, TENSOR)]
-        total = sum(loc.length for _, o in items if (loc := store.index.get(o)) is not None)
-        sent = 0
-
-        def upload(batch: list[tuple[str, str]]) -> int:
-            writer = PackWriter(self.backend, fsync=True)
-            for kind, oid in batch:
-                encoding, refs = store._chunk_refs(oid) if kind == CHUNK else (NOT_A_CHUNK, ())
-                writer.add(kind, oid, store.read_record(kind, oid), encoding, refs)
-            writer.finish()
-            return writer.size
-
-        def report(size: int) -> None:
-            nonlocal sent
-            sent += size
-            if progress:
-                progress("upload", sent, total)
-
-        with ThreadPoolExecutor(STREAMS, thread_name_prefix="coral-push") as pool:
-            for phase in (chunks, tensors):  # each phase starts once the one before landed
-                for size in pool.map(upload, _batches(store, phase)):
-                    report(size)
-        if meta:
-            report(upload(meta))
-        return sent
-
     # -- fetch / pull -------------------------------------------------------------------------
     def fetch(
         self,
         local_store: PackStore | Repository,
         weight_hashes: Iterable[str] | None = None,
         *,
+        layers: Sequence[str] | None = None,
+        lazy: bool = False,
         progress: Progress | None = None,
     ) -> PullResult:
-        """Download (and verify) what the remote's refs need; move the tracking refs."""
+        """Download (and verify) what the remote's refs need; move the tracking refs.
+
+        `layers` (glob patterns over tensor names) fetches only the tensors they match and
+        `lazy` none at all: commits and trees arrive whole, the other tensors stay on the remote
+        and are fetched when first read (see `coral.remotes.lazy`).
+        """
         repo = _repository(local_store)
+        self._use_cache(repo)
         store = repo.store
         result = PullResult()
         if self.layout.read_format() is None:
@@ -232,55 +223,32 @@ class Remote:
             )
         index = self.layout.refresh_index()
         remote_refs = self.layout.list_refs()
-        fetched: dict[str, bytes] = {}
-
-        def read(kind: str, oid: str) -> bytes:
-            if store.has_blob(kind, oid):
-                return store.get_blob(kind, oid)
-            if oid not in fetched:
-                data = self._download_one(index, kind, oid)
-                if hash_blob(kind, data) != oid:  # parsed below: verify before believing it
-                    raise CorruptObjectError(oid, None, f"received {kind} does not match its name")
-                fetched[oid] = data
-            return fetched[oid]
-
         needed = ObjectSet()
+        fetched: dict[str, bytes] = {}
         if weight_hashes is None:
+            fetched = self._fetch_history(store, index, progress)
+
+            def read(kind: str, oid: str) -> bytes:
+                if oid in fetched:
+                    return fetched[oid]
+                return store.get_blob(kind, oid)
+
             starts = [r.commit for r in remote_refs.values()]
             trees = commit_closure(starts, read, lambda c: store.has_blob(COMMIT, c), needed)
             tag_objects([str(r.doc.get("tag") or "") for r in remote_refs.values()], read, needed)
-            tensor_ids = [e.tensor_id for t in trees for e in t.entries.values()]
+            tensor_ids = [
+                e.tensor_id
+                for t in trees
+                for e in t.entries.values()
+                if not lazy and (layers is None or _matches(e.name, layers))
+            ]
         else:
             tensor_ids = list(weight_hashes)
-        manifests: dict[str, bytes] = {}
-
-        def manifest_chunks(tid: str) -> tuple[str, ...]:
-            manifests[tid] = self._download_one(index, TENSOR, tid)
-            try:
-                return TensorManifest.decode(manifests[tid]).chunks
-            except ValueError as exc:
-                raise RemoteError(f"damaged tensor {tid} on the remote: {exc}") from None
-
-        tensor_closure(
-            tensor_ids,
-            manifest_chunks,
-            lambda c: index[c].refs if c in index else (),
-            lambda k, o: store._has(k, o),
-            needed,
-        )
-        chunk_ids = needed.ids.get(CHUNK, [])
-        missing = [c for c in chunk_ids if c not in index]
-        if missing:
-            raise RemoteError(f"the remote lacks chunk {missing[0]} that its tensors need")
-        records = self._download(index, chunk_ids, progress)
-        result.bytes_transferred = sum(len(d) for d in records.values())
-        result.bytes_transferred += sum(len(d) for d in fetched.values())
-        result.bytes_transferred += sum(len(d) for d in manifests.values())
-        ordered = [(CHUNK, c, records[c]) for c in chunk_ids]
-        ordered += [(TENSOR, t, manifests[t]) for t in needed.tensors if t in manifests]
-        ordered += [(k, o, fetched[o]) for k, o in needed.items() if o in fetched]
+        result.bytes_transferred = sum(len(d) for d in fetched.values())
+        result.bytes_transferred += self._fetch_tensors(store, index, tensor_ids, needed, progress)
+        ordered = [(k, o, fetched[o]) for k, o in needed.items() if o in fetched]
         store.install(ordered)  # verified against BLAKE3 names before anything is visible
-        result.pulled_objects = len(ordered)
+        result.pulled_objects = len(needed)
         result.pulled_weights = len(needed.tensors)
         result.pulled_commits = len(needed.commits)
         if weight_hashes is None:
@@ -289,6 +257,74 @@ class Remote:
             repo.remote_refs.record(self.name, {**result.refs, **gone})
             _adopt_tags(repo, remote_refs)
         return result
+
+    def fetch_tensors(self, local_store: PackStore | Repository, tensor_ids: Iterable[str]) -> int:
+        """Download and install tensors (with every chunk they need); returns bytes moved."""
+        store = _repository(local_store).store
+        needed = ObjectSet()
+        return self._fetch_tensors(
+            store, self.layout.refresh_index(), list(tensor_ids), needed, None
+        )
+
+    def _fetch_history(
+        self, store: PackStore, index: dict[str, Location], progress: Progress | None
+    ) -> dict[str, bytes]:
+        """Every commit, tree and tag on the remote that this store lacks, in one parallel
+        pass, each verified against its name (they are parsed next)."""
+        wanted = [
+            oid
+            for oid, loc in index.items()
+            if loc.kind in (COMMIT, TREE, TAG) and not store._has(loc.kind, oid)
+        ]
+        fetched = transfer.download(self.layout, index, wanted, progress, "history")
+        for oid, data in fetched.items():
+            if hash_blob(index[oid].kind, data) != oid:
+                raise CorruptObjectError(
+                    oid, None, f"received {index[oid].kind} does not match its name"
+                )
+        return fetched
+
+    def _fetch_tensors(
+        self,
+        store: PackStore,
+        index: dict[str, Location],
+        tensor_ids: list[str],
+        needed: ObjectSet,
+        progress: Progress | None,
+    ) -> int:
+        """Download the manifests and chunks of the tensors this store lacks, then install
+        them (verified); returns the bytes downloaded."""
+        wanted = [t for t in dict.fromkeys(tensor_ids) if not store._has(TENSOR, t)]
+        missing = [t for t in wanted if t not in index]
+        if missing:
+            raise RemoteError(
+                f"the remote lacks tensor {missing[0]}", hint="push it again from its source"
+            )
+        manifests = transfer.download(self.layout, index, wanted, None)
+
+        def manifest_chunks(tid: str) -> tuple[str, ...]:
+            try:
+                return TensorManifest.decode(manifests[tid]).chunks
+            except ValueError as exc:
+                raise RemoteError(f"damaged tensor {tid} on the remote: {exc}") from None
+
+        tensor_closure(
+            wanted,
+            manifest_chunks,
+            lambda c: index[c].refs if c in index else (),
+            lambda k, o: store._has(k, o),
+            needed,
+        )
+        chunk_ids = needed.ids.get(CHUNK, [])
+        absent = [c for c in chunk_ids if c not in index]
+        if absent:
+            raise RemoteError(f"the remote lacks chunk {absent[0]} that its tensors need")
+        records = transfer.download(self.layout, index, chunk_ids, progress)
+        store.install(
+            [(CHUNK, c, records[c]) for c in chunk_ids]
+            + [(TENSOR, t, manifests[t]) for t in needed.tensors]
+        )
+        return sum(len(d) for d in records.values()) + sum(len(d) for d in manifests.values())
 
     def pull(
         self,
@@ -307,7 +343,7 @@ class Remote:
         if weight_hashes is not None:
             return result
         head = repo.refs.head()
-        doc = self.layout.read_format() or {}
+        doc = self.layout.read_format(cached=True) or {}
         target = branch or head.branch or str(doc.get("default_branch", "main"))
         remote_commit = result.refs.get(f"heads/{target}")
         if remote_commit is None:
@@ -327,37 +363,6 @@ class Remote:
         repo.fast_forward(target, remote_commit, local, f"pull {self.name}")
         result.updated_branch = target
         return result
-
-    def _download_one(self, index: dict[str, Any], kind: str, oid: str) -> bytes:
-        loc = index.get(oid)
-        if loc is None:
-            raise RemoteError(
-                f"the remote lacks {kind} {oid}", hint="push it again from its source"
-            )
-        return self.layout.read_records(loc.pack_id, [(loc.offset, loc.length)])[0]
-
-    def _download(
-        self, index: dict[str, Any], ids: list[str], progress: Progress | None
-    ) -> dict[str, bytes]:
-        by_pack: dict[str, list[str]] = {}
-        for oid in ids:
-            by_pack.setdefault(index[oid].pack_id, []).append(oid)
-        total = sum(index[o].length for o in ids)
-        got: dict[str, bytes] = {}
-        done = 0
-
-        def fetch_pack(pack_id: str) -> dict[str, bytes]:
-            oids = by_pack[pack_id]
-            spans = [(index[o].offset, index[o].length) for o in oids]
-            return dict(zip(oids, self.layout.read_records(pack_id, spans), strict=True))
-
-        with ThreadPoolExecutor(STREAMS, thread_name_prefix="coral-fetch") as pool:
-            for part in pool.map(fetch_pack, list(by_pack)):
-                got.update(part)
-                done += sum(len(d) for d in part.values())
-                if progress:
-                    progress("download", done, total)
-        return got
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -422,21 +427,9 @@ def _adopt_tags(repo: Repository, remote_refs: dict[str, RemoteRef]) -> None:
             continue
 
 
+def _matches(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
 def _display(name: str) -> str:
     return name[len("heads/") :] if name.startswith("heads/") else name
-
-
-def _batches(store: PackStore, items: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
-    if not items:
-        return []
-    out: list[list[tuple[str, str]]] = [[]]
-    size = 0
-    for kind, oid in items:
-        loc = store.index.get(oid)
-        length = loc.length if loc is not None else 0
-        if out[-1] and size + length > PACK_TARGET:
-            out.append([])
-            size = 0
-        out[-1].append((kind, oid))
-        size += length
-    return out

@@ -1,15 +1,19 @@
 """Installing objects received from another store (a remote, a peer): verify, then keep.
 
-Every record is checked against its BLAKE3 name before it becomes visible, in an order that
-makes each check possible: chunks (references before the chunks that delta against them),
-then tensor manifests (every chunk present and the whole tensor hashing to its name), then
-trees, commits and other blobs. Each group goes into one new pack; a record that fails its
-check is a CorruptObjectError and nothing after it is installed.
+Every record is checked against its BLAKE3 name before it becomes visible. Each received chunk
+is decoded once: tensors are verified in delta-chain order (a tensor after the tensors its
+chunks delta against), in parallel, and a decoded chunk is kept only while a tensor or chunk
+still to verify needs it, so memory stays near one tensor per worker. Chunks and tensors then
+go into one new pack (a tensor is never visible without its chunks), trees and tags into the
+next, commits last. A record that fails its check is a CorruptObjectError and nothing of its
+group is installed.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,17 +21,18 @@ import numpy as np
 from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
 from coral.errors import CorruptObjectError, InvalidNameError
 from coral.storage.base import CHUNK, TENSOR
-from coral.storage.chunk_format import decode_chunk, parse_header
+from coral.storage.chunk_format import ChunkHeader, decode_chunk, parse_header
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack import KINDS, NOT_A_CHUNK, PackWriter
 
 if TYPE_CHECKING:
     from coral.storage.pack_store import PackStore
 
-_ORDER = {CHUNK: 0, TENSOR: 1}  # blobs after, commits last
+Record = tuple[str, str, bytes]  # (kind, id, stored bytes)
+MAX_CHAIN = 1024  # a longer reference chain in received data is treated as damage
 
 
-def install(store: PackStore, records: Iterable[tuple[str, str, bytes]]) -> int:
+def install(store: PackStore, records: Iterable[Record]) -> int:
     """Verify and store `(kind, id, bytes)` records; returns how many were new."""
     todo: dict[str, tuple[str, bytes]] = {}
     for kind, oid, data in records:
@@ -35,83 +40,204 @@ def install(store: PackStore, records: Iterable[tuple[str, str, bytes]]) -> int:
             raise InvalidNameError(f"not an object name: {kind}/{oid}")
         if not store._has(kind, oid):
             todo[oid] = (kind, data)
-    groups: dict[int, list[str]] = {}
-    for oid, (kind, _) in todo.items():
-        groups.setdefault(_ORDER.get(kind, 2 if kind != "commit" else 3), []).append(oid)
+    data_ids = [o for o, (k, _) in todo.items() if k in (CHUNK, TENSOR)]
+    blob_ids = [o for o, (k, _) in todo.items() if k not in (CHUNK, TENSOR, "commit")]
+    commit_ids = [o for o, (k, _) in todo.items() if k == "commit"]
     installed = 0
-    for rank in sorted(groups):
-        ids = groups[rank]
-        if rank == 0:
-            ids = _references_first(ids, todo)
-        writer = PackWriter(store.backend, fsync=store.config.fsync)
-        raws: dict[str, np.ndarray] = {}
-        try:
-            for oid in ids:
-                kind, data = todo[oid]
-                encoding, refs = _verify(store, kind, oid, data, raws)
-                writer.add(kind, oid, data, encoding, refs)
-            if len(writer):
-                store.index.add_pack(writer.finish(), writer.size)
-                installed += len(writer)
-            else:
-                writer.abort()
-        except BaseException:
-            writer.abort()
-            raise
+    if data_ids:
+        verified = _TensorVerifier(store, {o: todo[o] for o in data_ids}).run()
+        installed += _write(
+            store, [(todo[o][0], o, todo[o][1], enc, refs) for o, enc, refs in verified]
+        )
+    for group in (blob_ids, commit_ids):
+        for oid in group:
+            kind, data = todo[oid]
+            if hash_blob(kind, data) != oid:
+                raise CorruptObjectError(oid, None, f"received {kind} does not match its name")
+        installed += _write(store, [(todo[o][0], o, todo[o][1], NOT_A_CHUNK, ()) for o in group])
     return installed
 
 
-def _references_first(ids: list[str], todo: dict[str, tuple[str, bytes]]) -> list[str]:
-    order: list[str] = []
-    seen: set[str] = set()
-
-    def visit(oid: str, depth: int) -> None:
-        if oid in seen or oid not in todo or depth > 1024:
-            return
-        seen.add(oid)
-        try:
-            refs = parse_header(todo[oid][1][:4096]).refs
-        except ValueError:
-            refs = ()
-        for ref in refs:
-            visit(ref, depth + 1)
-        order.append(oid)
-
-    for oid in ids:
-        visit(oid, 0)
-    return order
+def _write(store: PackStore, rows: list[tuple[str, str, bytes, int, tuple[str, ...]]]) -> int:
+    if not rows:
+        return 0
+    writer = PackWriter(store.backend, fsync=store.config.fsync)
+    try:
+        for kind, oid, data, encoding, refs in rows:
+            writer.add(kind, oid, data, encoding, refs)
+        store.index.add_pack(writer.finish(), writer.size)
+    except BaseException:
+        writer.abort()
+        raise
+    return len(rows)
 
 
-def _verify(
-    store: PackStore, kind: str, oid: str, data: bytes, raws: dict[str, np.ndarray]
-) -> tuple[int, tuple[str, ...]]:
-    if kind == CHUNK:
+class _TensorVerifier:
+    """Decodes each received chunk once, checks it and the tensors built from it."""
 
-        def load_ref(ref: str) -> np.ndarray:
-            return raws[ref] if ref in raws else store._chunk_raw(ref)[0]
+    def __init__(self, store: PackStore, todo: dict[str, tuple[str, bytes]]) -> None:
+        self.store = store
+        self.chunks: dict[str, bytes] = {o: d for o, (k, d) in todo.items() if k == CHUNK}
+        self.manifests: dict[str, TensorManifest] = {}
+        for oid, (kind, data) in todo.items():
+            if kind == TENSOR:
+                try:
+                    self.manifests[oid] = TensorManifest.decode(data)
+                except ValueError as exc:
+                    raise CorruptObjectError(
+                        oid, None, f"received manifest is invalid: {exc}"
+                    ) from None
+        self.heads: dict[str, ChunkHeader] = {}
+        for oid, data in self.chunks.items():
+            try:
+                self.heads[oid] = parse_header(data[:4096])
+            except ValueError as exc:
+                raise CorruptObjectError(oid, None, f"received chunk is invalid: {exc}") from None
+        self.uses: dict[str, int] = dict.fromkeys(self.chunks, 0)
+        for head in self.heads.values():
+            for ref in head.refs:
+                if ref in self.uses:
+                    self.uses[ref] += 1
+        for manifest in self.manifests.values():
+            for cid in manifest.chunks:
+                if cid in self.uses:
+                    self.uses[cid] += 1
+        self.raws: dict[str, Future[np.ndarray]] = {}
+        self.lock = threading.Lock()
 
-        try:
-            head = parse_header(data)
-            raw = decode_chunk(data, load_ref)
-        except (ValueError, KeyError) as exc:
-            raise CorruptObjectError(oid, None, f"received chunk is invalid: {exc}") from None
-        if hash_chunk(raw.data) != oid:
-            raise CorruptObjectError(oid, None, "received chunk does not match its name")
-        raws[oid] = raw
-        return int(head.encoding), head.refs
-    if kind == TENSOR:
-        try:
-            manifest = TensorManifest.decode(data)
-        except ValueError as exc:
-            raise CorruptObjectError(oid, None, f"received manifest is invalid: {exc}") from None
+    def run(self) -> list[tuple[str, int, tuple[str, ...]]]:
+        """Verify everything; (id, chunk encoding, references) in a safe writing order."""
+        chunk_order = self._chunk_order()
+        tensors = self._tensor_order(chunk_order)
+        for fut in [self.store.pool.submit(self._verify_tensor, t) for t in tensors]:
+            fut.result()
+        for cid in chunk_order:  # chunks no received tensor uses
+            if cid not in self.raws:
+                self._raw(cid, release=False)
+                with self.lock:
+                    if self.uses[cid] <= 0:
+                        self.raws[cid] = _DONE
+        out = [(c, int(self.heads[c].encoding), tuple(self.heads[c].refs)) for c in chunk_order]
+        return out + [(t, NOT_A_CHUNK, ()) for t in tensors]
+
+    # -- ordering --------------------------------------------------------------------------
+    def _chunk_order(self) -> list[str]:
+        """Chunks with their references first; a cycle or an absurd chain is damage."""
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+        for start in self.chunks:
+            stack: list[tuple[str, int]] = [(start, 0)]
+            while stack:
+                oid, i = stack.pop()
+                refs = [r for r in self.heads[oid].refs if r in self.chunks]
+                if i == 0:
+                    if state.get(oid) == 2:
+                        continue
+                    if state.get(oid) == 1 or len(stack) > MAX_CHAIN:
+                        raise CorruptObjectError(oid, None, "received chunks reference in a cycle")
+                    state[oid] = 1
+                if i < len(refs):
+                    stack.append((oid, i + 1))
+                    if state.get(refs[i]) != 2:
+                        if state.get(refs[i]) == 1:
+                            raise CorruptObjectError(
+                                oid, None, "received chunks reference in a cycle"
+                            )
+                        stack.append((refs[i], 0))
+                    continue
+                state[oid] = 2
+                order.append(oid)
+        return order
+
+    def _tensor_order(self, chunk_order: list[str]) -> list[str]:
+        """Tensors in the order their first new chunk is decoded (delta bases first)."""
+        rank = {c: i for i, c in enumerate(chunk_order)}
+        size = len(rank) + 1
+        return sorted(
+            self.manifests,
+            key=lambda t: max((rank.get(c, -1) for c in self.manifests[t].chunks), default=size),
+        )
+
+    # -- decoding ------------------------------------------------------------------------------
+    def _verify_tensor(self, tensor_id: str) -> None:
+        manifest = self.manifests[tensor_id]
         hasher = TensorHasher(manifest.dtype, manifest.shape)
         for cid in manifest.chunks:
-            if not store._has(CHUNK, cid):
-                raise CorruptObjectError(oid, None, f"received tensor lacks chunk {cid}")
-            hasher.update(store._chunk_raw(cid)[0].data)
-        if hasher.hexdigest() != oid:
-            raise CorruptObjectError(oid, None, "received tensor does not match its name")
-        return NOT_A_CHUNK, ()
-    if hash_blob(kind, data) != oid:
-        raise CorruptObjectError(oid, None, f"received {kind} does not match its name")
-    return NOT_A_CHUNK, ()
+            if cid in self.chunks:
+                hasher.update(self._raw(cid).data)
+            elif self.store._has(CHUNK, cid):
+                hasher.update(self.store._chunk_raw(cid)[0].data)
+            else:
+                raise CorruptObjectError(tensor_id, None, f"received tensor lacks chunk {cid}")
+        if hasher.hexdigest() != tensor_id:
+            raise CorruptObjectError(tensor_id, None, "received tensor does not match its name")
+
+    def _raw(self, chunk_id: str, *, release: bool = True) -> np.ndarray:
+        """A received chunk's verified raw bytes (its undecoded bases first, deepest first,
+        so decoding never recurses down a chain); `release` counts one use of it."""
+        for base in self._undecoded_bases(chunk_id):
+            self._get(base)
+        raw = self._get(chunk_id)
+        if release:
+            self._release(chunk_id)
+        return raw
+
+    def _get(self, chunk_id: str) -> np.ndarray:
+        """Decode a chunk once, whichever thread asks first; the others wait for it."""
+        with self.lock:
+            fut = self.raws.get(chunk_id)
+            owner = fut is None
+            if fut is None:
+                fut = self.raws[chunk_id] = Future()
+        if owner:
+            try:
+                fut.set_result(self._decode(chunk_id))
+            except BaseException as exc:
+                fut.set_exception(exc)
+        return fut.result()
+
+    def _undecoded_bases(self, chunk_id: str) -> list[str]:
+        order: list[str] = []
+        seen = {chunk_id}
+        stack: list[tuple[str, bool]] = [(chunk_id, False)]
+        while stack:
+            oid, expanded = stack.pop()
+            if expanded:
+                order.append(oid)
+                continue
+            if oid != chunk_id:
+                stack.append((oid, True))
+            for ref in self.heads[oid].refs:
+                if ref in self.chunks and ref not in self.raws and ref not in seen:
+                    seen.add(ref)
+                    stack.append((ref, False))
+        return order
+
+    def _release(self, chunk_id: str) -> None:
+        with self.lock:
+            self.uses[chunk_id] -= 1
+            if self.uses[chunk_id] <= 0 and chunk_id in self.raws:
+                self.raws[chunk_id] = _DONE
+
+    def _decode(self, chunk_id: str) -> np.ndarray:
+        def load_ref(ref: str) -> np.ndarray:
+            if ref in self.chunks:
+                return self._raw(ref)
+            return self.store._chunk_raw(ref)[0]
+
+        try:
+            raw = decode_chunk(self.chunks[chunk_id], load_ref)
+        except (ValueError, KeyError) as exc:
+            raise CorruptObjectError(chunk_id, None, f"received chunk is invalid: {exc}") from None
+        if hash_chunk(raw.data) != chunk_id:
+            raise CorruptObjectError(chunk_id, None, "received chunk does not match its name")
+        return raw
+
+
+def _done() -> Future[np.ndarray]:
+    fut: Future[np.ndarray] = Future()
+    fut.set_exception(RuntimeError("received chunk released before its last use"))
+    return fut
+
+
+_DONE = _done()

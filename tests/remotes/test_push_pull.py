@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import coral.remotes.remote as remote_module
+import coral.remotes.transfer as transfer_module
 from coral.errors import CorruptObjectError, RemoteError
 from coral.remotes.layout import FORMAT_KEY, NonFastForwardError, RemoteFormatError
 from coral.storage.pack import PackWriter
@@ -384,10 +384,10 @@ def test_push_that_failed_midway_is_completed_by_the_next(make_repo, remote_dir,
                 raise OSError("injected: connection lost")
             return super().finish()
 
-    monkeypatch.setattr(remote_module, "PackWriter", LosesMetaPack)
+    monkeypatch.setattr(transfer_module, "PackWriter", LosesMetaPack)
     with pytest.raises(OSError, match="injected"):
         open_remote(remote_dir).push(repo)
-    monkeypatch.setattr(remote_module, "PackWriter", PackWriter)
+    monkeypatch.setattr(transfer_module, "PackWriter", PackWriter)
     assert open_remote(remote_dir).list_refs() == {}
     landed = len(open_remote(remote_dir).list_remote_weights())
     assert landed == len(weights)
@@ -412,11 +412,11 @@ def test_push_that_lost_a_chunk_pack_is_completed_by_the_next(make_repo, remote_
             return super().finish()
 
     # packs of one record each, so that tensor manifests travel apart from their chunks
-    monkeypatch.setattr(remote_module, "PACK_TARGET", 1)
-    monkeypatch.setattr(remote_module, "PackWriter", LosesChunkPacks)
+    monkeypatch.setattr(transfer_module, "PACK_TARGET", 1)
+    monkeypatch.setattr(transfer_module, "PackWriter", LosesChunkPacks)
     with pytest.raises(OSError, match="injected"):
         open_remote(remote_dir).push(repo)
-    monkeypatch.setattr(remote_module, "PackWriter", PackWriter)
+    monkeypatch.setattr(transfer_module, "PackWriter", PackWriter)
 
     done = open_remote(remote_dir).push(repo)
     assert done.success
