@@ -208,15 +208,31 @@ def _short(name: str) -> str:
     return name[len("heads/") :] if name.startswith("heads/") else name
 
 
+LAYERS = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--layers",
+        help="Fetch only tensors whose names match this glob (repeatable); "
+        "the others are fetched when first read.",
+    ),
+]
+LAZY = Annotated[
+    bool,
+    typer.Option("--lazy", help="Fetch commits and trees only; tensors when first read."),
+]
+
+
 def fetch(
     remote: Annotated[str | None, typer.Argument(help="The remote (default origin).")] = None,
+    layers: LAYERS = None,
+    lazy: LAZY = False,
     json_output: JSON = False,
 ) -> None:
     """Download what the remote's refs need and update the tracking refs (origin/main)."""
     repo = open_repo()
     target = _remote(remote)
     with _bytes_bar(f"fetch {target.name}") as bar:
-        result = target.fetch(repo, progress=bar)
+        result = target.fetch(repo, layers=layers, lazy=lazy, progress=bar)
     if json_output:
         emit_json({"remote": target.name, **_pull_dict(result)})
         return
@@ -268,9 +284,14 @@ def clone(
     url: Annotated[str, typer.Argument(help="The remote's URL.")],
     directory: Annotated[Path | None, typer.Argument(help="Where (default: from the URL).")] = None,
     name: Annotated[str, typer.Option("--origin", "-o", help="Name of the remote.")] = "origin",
+    layers: LAYERS = None,
+    lazy: LAZY = False,
     json_output: JSON = False,
 ) -> None:
-    """Create a repository from a remote: add it as `origin`, fetch, check out its branch."""
+    """Create a repository from a remote: add it as `origin`, fetch, check out its branch.
+
+    With --layers or --lazy the clone is partial: tensors left behind are fetched from the
+    remote when first read."""
     from coral.version_control.repository import Repository
 
     target_dir = directory or Path(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "repo")
@@ -283,15 +304,16 @@ def clone(
     try:
         RemoteManager(repo.coral_dir / "remotes.json").add(config)
         with _bytes_bar(f"clone {redact_url(url)}") as bar:
-            result = remote.pull(repo, progress=bar)
+            result = remote.pull(repo, layers=layers, lazy=lazy, progress=bar)
     finally:
         repo.close()
     if json_output:
         emit_json({"path": str(Path(target_dir).absolute()), **_pull_dict(result)})
         return
+    partial = " (partial: the rest is fetched when first read)" if layers or lazy else ""
     out().print(
         f"cloned into {escape(str(target_dir))}: {result.pulled_commits} commits, "
-        f"{result.pulled_weights} tensors, {human_bytes(result.bytes_transferred)}"
+        f"{result.pulled_weights} tensors, {human_bytes(result.bytes_transferred)}{partial}"
     )
 
 

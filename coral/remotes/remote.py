@@ -22,11 +22,13 @@ from coral.remotes.backends import open_backend
 from coral.remotes.config import RemoteConfig, RemoteManager, redact_url
 from coral.remotes.graph import ObjectSet, commit_closure, tag_objects, tensor_closure
 from coral.remotes.layout import NonFastForwardError, RemoteLayout, RemoteRef
+from coral.remotes.lazy import promise
 from coral.remotes.transfer import Progress
 from coral.storage.backend import Backend, BackendError
 from coral.storage.base import CHUNK, TENSOR
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack_index import Location
+from coral.storage.pack_store import PackStore as _PackStore
 from coral.version_control.objects import COMMIT, TAG, TREE
 
 if TYPE_CHECKING:
@@ -145,6 +147,12 @@ class Remote:
             current = remote_refs.get(name)
             if current is not None and current.commit == commit:
                 continue
+            if current is not None and not force and name.startswith("tags/"):
+                result.errors.append(
+                    f"rejected {name}: it already exists on the remote at "
+                    f"{current.commit[:10]} (tags do not move); push with --force to move it"
+                )
+                continue
             if current is not None and not force and not _is_ancestor(repo, current.commit, commit):
                 result.errors.append(
                     f"rejected {_display(name)}: the remote has commits this repository does not "
@@ -236,6 +244,8 @@ class Remote:
             starts = [r.commit for r in remote_refs.values()]
             trees = commit_closure(starts, read, lambda c: store.has_blob(COMMIT, c), needed)
             tag_objects([str(r.doc.get("tag") or "") for r in remote_refs.values()], read, needed)
+            if layers is not None:  # the matching tensors of commits that are here already too
+                trees = commit_closure(starts, read, lambda c: False, ObjectSet())
             tensor_ids = [
                 e.tensor_id
                 for t in trees
@@ -251,6 +261,8 @@ class Remote:
         result.pulled_objects = len(needed)
         result.pulled_weights = len(needed.tensors)
         result.pulled_commits = len(needed.commits)
+        if weight_hashes is None and (lazy or layers is not None):
+            promise(repo, self)  # the tensors left behind come from here when first read
         if weight_hashes is None:
             result.refs = {n: r.commit for n, r in remote_refs.items()}
             gone = {n: None for n in repo.remote_refs.names(self.name) if n not in remote_refs}
@@ -260,10 +272,9 @@ class Remote:
 
     def fetch_tensors(self, local_store: PackStore | Repository, tensor_ids: Iterable[str]) -> int:
         """Download and install tensors (with every chunk they need); returns bytes moved."""
-        store = _repository(local_store).store
-        needed = ObjectSet()
+        store = local_store if isinstance(local_store, _PackStore) else local_store.store
         return self._fetch_tensors(
-            store, self.layout.refresh_index(), list(tensor_ids), needed, None
+            store, self.layout.refresh_index(), list(tensor_ids), ObjectSet(), None
         )
 
     def _fetch_history(
@@ -333,18 +344,24 @@ class Remote:
         force: bool = False,
         *,
         branch: str | None = None,
+        layers: Sequence[str] | None = None,
+        lazy: bool = False,
         progress: Progress | None = None,
     ) -> PullResult:
         """Fetch, then fast-forward the current branch to the remote's (creating it in an empty
         repository). A diverged branch is left alone with an error in `errors` (merge
         `origin/<branch>`), or reset to the remote's with `force`."""
         repo = _repository(local_store)
-        result = self.fetch(repo, weight_hashes, progress=progress)
+        result = self.fetch(repo, weight_hashes, layers=layers, lazy=lazy, progress=progress)
         if weight_hashes is not None:
             return result
         head = repo.refs.head()
         doc = self.layout.read_format(cached=True) or {}
-        target = branch or head.branch or str(doc.get("default_branch", "main"))
+        default = str(doc.get("default_branch", "main"))
+        target = branch or head.branch or default
+        empty = not any(b.commit for b in repo.list_branches()) and head.commit is None
+        if branch is None and empty and f"heads/{target}" not in result.refs:
+            target = default  # a fresh repository follows the remote's default branch
         remote_commit = result.refs.get(f"heads/{target}")
         if remote_commit is None:
             result.errors.append(f"the remote has no branch {target!r}")
@@ -360,7 +377,8 @@ class Remote:
                 f"`coral merge {self.name}/{target}` (or pull --strategy)"
             )
             return result
-        repo.fast_forward(target, remote_commit, local, f"pull {self.name}")
+        attach = empty and head.branch != target
+        repo.fast_forward(target, remote_commit, local, f"pull {self.name}", attach=attach)
         result.updated_branch = target
         return result
 

@@ -29,7 +29,7 @@ import numpy as np
 from coral.core.dtypes import numpy_dtype
 from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
 from coral.core.weight_tensor import WeightMetadata, WeightTensor
-from coral.errors import CorruptObjectError, InvalidNameError, ObjectNotFoundError
+from coral.errors import CoralError, CorruptObjectError, InvalidNameError, ObjectNotFoundError
 from coral.storage import chunk_reader, store_stats
 from coral.storage.backend import Backend, KeyNotFoundError, LocalBackend
 from coral.storage.base import CHUNK, TENSOR, GCReport, ObjectStats, StoreStats, WeightStore
@@ -46,6 +46,7 @@ from coral.storage.maintenance import BackgroundRepack
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack import KINDS, NOT_A_CHUNK, PackWriter, pack_key, record_checksum
 from coral.storage.pack_index import Location, PackIndex
+from coral.storage.promisor import Promisor
 
 _MAX_DECODE_DEPTH = 256  # deeper than any chain the store writes: a cycle or damage
 
@@ -81,6 +82,7 @@ class PackStore(WeightStore):
         self._write_lock = threading.Lock()
         self.maintenance = BackgroundRepack(self.repack)
         self.repository: Any = None  # the repository owning this store, if any (for remotes)
+        self.promisor = Promisor(self.root)  # where tensors of a partial clone come from
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -343,11 +345,32 @@ class PackStore(WeightStore):
 
     # -- tensors: read -------------------------------------------------------------------------
     def _manifest(self, tensor_id: str) -> TensorManifest:
-        data = self.read_record(TENSOR, tensor_id)
+        try:
+            data = self.read_record(TENSOR, tensor_id)
+        except ObjectNotFoundError:
+            if not self.fetch_promised([tensor_id]):
+                raise
+            data = self.read_record(TENSOR, tensor_id)
         try:
             return TensorManifest.decode(data)
         except ValueError as exc:
             raise CorruptObjectError(tensor_id, self.where(TENSOR, tensor_id), str(exc)) from None
+
+    def fetch_promised(self, tensor_ids: Iterable[str]) -> bool:
+        """Fetch tensors this store lacks from its promisor (a partial clone's remote);
+        False when it has none. A failed fetch is an ObjectNotFoundError saying where from."""
+        ids = [t for t in tensor_ids if not self._has_fresh(TENSOR, t)]
+        if not ids or not self.promisor.configured:
+            return False
+        try:
+            self.promisor.fetch(self, ids)
+        except CoralError as exc:
+            raise ObjectNotFoundError(
+                f"tensor {ids[0]} is not in this partial clone and fetching it from "
+                f"{self.promisor.describe()} failed: {exc.message}",
+                hint=exc.hint or "check the remote is reachable, then read it again",
+            ) from None
+        return True
 
     def manifest(self, tensor_id: str) -> TensorManifest:
         """The tensor's manifest (dtype, shape, chunk ids) without reading its data."""
@@ -425,6 +448,8 @@ class PackStore(WeightStore):
     ) -> builtins.list[WeightTensor]:
         """Load several tensors, decoding their chunks in parallel (each one verified)."""
         ids = builtins.list(tensor_ids)
+        if not lazy and self.promisor.configured:
+            self.fetch_promised(ids)  # one transfer for every tensor the clone lacks
         if lazy or len(ids) <= 1:
             return [self.load(t, lazy=lazy) for t in ids]
         manifests = [self._manifest(t) for t in ids]

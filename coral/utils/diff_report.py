@@ -121,7 +121,7 @@ def _middle_clip(text: str, width: int) -> str:
         return text[:width]
     keep = width - 3
     head = (keep + 1) // 2
-    return text[:head] + "..." + text[len(text) - (keep - head):]
+    return text[:head] + "..." + text[len(text) - (keep - head) :]
 
 
 def _short_name(name: str, width: int) -> str:
@@ -202,7 +202,7 @@ def _sparkline(values: Sequence[float], width: int) -> str:
     if len(values) > width:
         per = len(values) / width
         values = [
-            max(values[int(i * per): max(int((i + 1) * per), int(i * per) + 1)])
+            max(values[int(i * per) : max(int((i + 1) * per), int(i * per) + 1)])
             for i in range(width)
         ]
     top = len(_SPARK_RAMP) - 1
@@ -248,9 +248,7 @@ def render_diff_ascii(
         elif r <= 0:
             rel_vals.append(0.0)
         else:
-            rel_vals.append(
-                max(0.0, (math.log10(max(r, rel_floor)) - math.log10(rel_floor)) / 6.0)
-            )
+            rel_vals.append(max(0.0, (math.log10(max(r, rel_floor)) - math.log10(rel_floor)) / 6.0))
     if layers:
         intro = f"Per layer, in layer order ({len(layers)} layers; ' ' none .. '@' most):"
         out += _wrap(intro, width)
@@ -422,7 +420,11 @@ def _draw_overview(fig: Figure | SubFigure, diff: Mapping[str, Any], with_title:
     matrix = np.array(columns, dtype=np.float64).T  # rows = layers
     cmap = mpl.colormaps["magma_r"].with_extremes(bad="#e0e0e0")
     image = ax_h.imshow(
-        np.ma.masked_invalid(matrix), aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0,
+        np.ma.masked_invalid(matrix),
+        aspect="auto",
+        cmap=cmap,
+        vmin=0.0,
+        vmax=1.0,
         interpolation="nearest",
     )
     ax_h.set_xticks(range(len(_METRICS)))
@@ -444,8 +446,14 @@ def _draw_overview(fig: Figure | SubFigure, diff: Mapping[str, Any], with_title:
         for i, ly in enumerate(layers):
             if ly["combined_similarity"] is None:
                 ax_h.text(
-                    (len(_METRICS) - 1) / 2, i, CATEGORY_LABELS.get(ly["category"], ly["category"]),
-                    ha="center", va="center", fontsize=8, color="#424242", style="italic",
+                    (len(_METRICS) - 1) / 2,
+                    i,
+                    CATEGORY_LABELS.get(ly["category"], ly["category"]),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="#424242",
+                    style="italic",
                 )
                 continue
             for j, (_, key) in enumerate(_METRICS):
@@ -453,7 +461,12 @@ def _draw_overview(fig: Figure | SubFigure, diff: Mapping[str, Any], with_title:
                 shade = matrix[i, j]
                 text = _pct(value, 0) if key == "changed_fraction" else _num(value)
                 ax_h.text(
-                    j, i, text, ha="center", va="center", fontsize=7,
+                    j,
+                    i,
+                    text,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
                     color="white" if (not math.isnan(shade) and shade > 0.55) else "#212121",
                 )
     cbar = fig.colorbar(image, ax=ax_h, location="bottom", shrink=0.8, pad=0.01, aspect=40)
@@ -493,30 +506,65 @@ def _draw_overview(fig: Figure | SubFigure, diff: Mapping[str, Any], with_title:
     ax_b.set_xlabel("change = 1 − combined similarity (log scale)", fontsize=9)
     for x in (1e-4, 1e-2, 1e-1):
         ax_b.axvline(x, color="#9e9e9e", linestyle="--", linewidth=0.8, zorder=0)
-    for lo, hi, text in ((1e-6, 1e-4, "identical"), (1e-4, 1e-2, "minor"),
-                         (1e-2, 1e-1, "moderate"), (1e-1, 1.0, "major")):
-        ax_b.text(math.sqrt(lo * hi), 1.005, text, transform=ax_b.get_xaxis_transform(),
-                  ha="center", va="bottom", fontsize=8, color="#616161")
+    for lo, hi, text in (
+        (1e-6, 1e-4, "identical"),
+        (1e-4, 1e-2, "minor"),
+        (1e-2, 1e-1, "moderate"),
+        (1e-1, 1.0, "major"),
+    ):
+        ax_b.text(
+            math.sqrt(lo * hi),
+            1.005,
+            text,
+            transform=ax_b.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="#616161",
+        )
     if n <= 80:
         for y, ly, w in zip(ys, layers, widths, strict=True):
             change = _change(ly)
             if change is None:
                 label = CATEGORY_LABELS.get(ly["category"], "")
-                ax_b.text(2e-6, y, label, va="center", ha="left", fontsize=7.5, color="white",
-                          fontweight="bold",
-                          bbox={"facecolor": CATEGORY_COLORS.get(ly["category"], "#9e9e9e"),
-                                "edgecolor": "none", "pad": 1.5})
+                ax_b.text(
+                    2e-6,
+                    y,
+                    label,
+                    va="center",
+                    ha="left",
+                    fontsize=7.5,
+                    color="white",
+                    fontweight="bold",
+                    bbox={
+                        "facecolor": CATEGORY_COLORS.get(ly["category"], "#9e9e9e"),
+                        "edgecolor": "none",
+                        "pad": 1.5,
+                    },
+                )
                 continue
             if ly.get("bit_identical") or change == 0.0:
                 label = "= bit-identical" if ly.get("bit_identical") else "= equal values"
-                ax_b.text(1.3e-6, y, label, va="center", ha="left", fontsize=7.5,
-                          color=CATEGORY_COLORS["identical"], fontweight="bold")
+                ax_b.text(
+                    1.3e-6,
+                    y,
+                    label,
+                    va="center",
+                    ha="left",
+                    fontsize=7.5,
+                    color=CATEGORY_COLORS["identical"],
+                    fontweight="bold",
+                )
                 continue
             label = _pct(ly["combined_similarity"])
             inside = w > 0.02
             ax_b.text(
-                w * (0.8 if inside else 1.35), y, label, va="center",
-                ha="right" if inside else "left", fontsize=7.5,
+                w * (0.8 if inside else 1.35),
+                y,
+                label,
+                va="center",
+                ha="right" if inside else "left",
+                fontsize=7.5,
                 color="white" if inside else "#212121",
             )
     ax_b.set_ylim(n - 0.5, -0.5)
@@ -526,12 +574,18 @@ def _draw_overview(fig: Figure | SubFigure, diff: Mapping[str, Any], with_title:
     present = [c for c in CATEGORY_ORDER if diff["category_counts"].get(c)]
     fig.legend(
         handles=[
-            Patch(color=CATEGORY_COLORS[c],
-                  label=f"{CATEGORY_LABELS[c]} ({diff['category_counts'][c]})")
+            Patch(
+                color=CATEGORY_COLORS[c],
+                label=f"{CATEGORY_LABELS[c]} ({diff['category_counts'][c]})",
+            )
             for c in present
         ],
-        loc="outside lower right", ncol=min(7, len(present)), fontsize=8.5, frameon=False,
-        title="layer categories (count)", title_fontsize=8.5,
+        loc="outside lower right",
+        ncol=min(7, len(present)),
+        fontsize=8.5,
+        frameon=False,
+        title="layer categories (count)",
+        title_fontsize=8.5,
     )
 
 
@@ -572,8 +626,14 @@ def _draw_distributions(
         fig.suptitle(_DIST_TITLE, fontsize=12, fontweight="bold")
     if not chosen:
         ax = fig.add_subplot(1, 1, 1)
-        ax.text(0.5, 0.5, "no changed layers to compare", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no changed layers to compare",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_axis_off()
         return
     axes = fig.subplots(1, len(chosen), squeeze=False)[0]
@@ -593,8 +653,14 @@ def _draw_distributions(
         if xa.size:
             ax.hist(xa, bins=edges, color="#1e88e5", alpha=0.45, label=_middle_clip(label_a, 18))
         if xb.size:
-            ax.hist(xb, bins=edges, histtype="step", color="#e53935", linewidth=1.6,
-                    label=_middle_clip(label_b, 18))
+            ax.hist(
+                xb,
+                bins=edges,
+                histtype="step",
+                color="#e53935",
+                linewidth=1.6,
+                label=_middle_clip(label_b, 18),
+            )
         ax.set_title(
             f"{_short_name(ly['name'], 34)}\n{_pct(ly['combined_similarity'])} similar",
             fontsize=9,
@@ -609,10 +675,17 @@ def _draw_distributions(
     fig.legend(
         handles=[
             Patch(facecolor="#1e88e5", alpha=0.45, label=f"before: {_middle_clip(label_a, 40)}"),
-            Patch(facecolor="none", edgecolor="#e53935", linewidth=1.6,
-                  label=f"after: {_middle_clip(label_b, 40)}"),
+            Patch(
+                facecolor="none",
+                edgecolor="#e53935",
+                linewidth=1.6,
+                label=f"after: {_middle_clip(label_b, 40)}",
+            ),
         ],
-        loc="outside lower center", ncol=2, fontsize=8, frameon=False,
+        loc="outside lower center",
+        ncol=2,
+        fontsize=8,
+        frameon=False,
     )
 
 
@@ -714,8 +787,8 @@ def _html_page(title: str, subtitle: str, body: str) -> str:
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>\n"
         f"<main>\n{body}\n</main>\n"
@@ -737,9 +810,19 @@ def _sortable(value: float | None, missing: float = -1.0) -> float:
 
 def _layer_table(diff: Mapping[str, Any]) -> str:
     heads = [
-        ("#", ""), ("Layer", "l"), ("Category", "l"), ("Shape", "l"), ("Dtype", "l"),
-        ("Params", ""), ("Similarity", ""), ("Cosine", ""), ("Rel. change", ""), ("RMSE", ""),
-        ("Max |Δ|", ""), ("Mean |Δ|", ""), ("Changed", ""),
+        ("#", ""),
+        ("Layer", "l"),
+        ("Category", "l"),
+        ("Shape", "l"),
+        ("Dtype", "l"),
+        ("Params", ""),
+        ("Similarity", ""),
+        ("Cosine", ""),
+        ("Rel. change", ""),
+        ("RMSE", ""),
+        ("Max |Δ|", ""),
+        ("Mean |Δ|", ""),
+        ("Changed", ""),
     ]
     rows = []
     for i, ly in enumerate(diff["layers"]):
@@ -765,7 +848,8 @@ def _layer_table(diff: Mapping[str, Any]) -> str:
             _cell(
                 f'<span class="badge" style="background:{color}">'
                 f"{html.escape(CATEGORY_LABELS.get(cat, cat))}</span>",
-                CATEGORY_ORDER.index(cat) if cat in CATEGORY_ORDER else 99, "l",
+                CATEGORY_ORDER.index(cat) if cat in CATEGORY_ORDER else 99,
+                "l",
             ),
             _cell(html.escape(shape), shape, "l"),
             _cell(html.escape(dtype), dtype, "l"),
@@ -779,8 +863,10 @@ def _layer_table(diff: Mapping[str, Any]) -> str:
             _cell(_pct(stats.get("changed_fraction"), 1), _sortable(stats.get("changed_fraction"))),
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    head = "".join(f'<th class="{c}">{html.escape(h)}</th>' if c else f"<th>{html.escape(h)}</th>"
-                   for h, c in heads)
+    head = "".join(
+        f'<th class="{c}">{html.escape(h)}</th>' if c else f"<th>{html.escape(h)}</th>"
+        for h, c in heads
+    )
     return (
         f'<table class="sortable" id="layers"><thead><tr>{head}</tr></thead>\n'
         f"<tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
@@ -829,20 +915,25 @@ def render_diff_html(
     )
     notes = ""
     if diff.get("nonfinite_layers"):
-        notes += ("<p><b>NaN/inf values in:</b> "
-                  + html.escape(", ".join(diff["nonfinite_layers"])) + "</p>")
+        notes += (
+            "<p><b>NaN/inf values in:</b> "
+            + html.escape(", ".join(diff["nonfinite_layers"]))
+            + "</p>"
+        )
     if diff.get("dtype_changed"):
         changed = html.escape(", ".join(diff["dtype_changed"]))
         notes += f"<p><b>Dtype changed:</b> {changed}</p>"
-    sections = [f'<div class="cards">{card_html}</div>',
-                f'<section><h2>Categories</h2><div class="legend">{legend}</div>{notes}</section>']
+    sections = [
+        f'<div class="cards">{card_html}</div>',
+        f'<section><h2>Categories</h2><div class="legend">{legend}</div>{notes}</section>',
+    ]
     for heading, ident, uri in images:
         sections.append(
-            f'<section><h2>{html.escape(heading)}</h2>'
+            f"<section><h2>{html.escape(heading)}</h2>"
             f'<img id="{ident}" alt="{html.escape(heading)}" src="{uri}"></section>'
         )
     sections.append(
-        f"<section><h2>Layers ({n})</h2><p style=\"font-size:12px;color:#616161;margin-top:0\">"
+        f'<section><h2>Layers ({n})</h2><p style="font-size:12px;color:#616161;margin-top:0">'
         "Click a column heading to sort. Similarity combines direction (cosine) and magnitude; "
         "identical &gt; 99.99%, minor &gt; 99%, moderate &gt; 90%.</p>"
         f"{_layer_table(diff)}</section>"
@@ -873,8 +964,15 @@ def _savings_series(history: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]
         cum_l.append(total_l)
         cum_s.append(total_s)
         ratio.append(total_l / total_s if total_s else math.nan)
-    return {"labels": labels, "messages": messages, "logical": logical, "stored": stored,
-            "cum_logical": cum_l, "cum_stored": cum_s, "ratio": ratio}
+    return {
+        "labels": labels,
+        "messages": messages,
+        "logical": logical,
+        "stored": stored,
+        "cum_logical": cum_l,
+        "cum_stored": cum_s,
+        "ratio": ratio,
+    }
 
 
 def _draw_savings(fig: Figure, history: Sequence[Mapping[str, Any]]) -> None:
@@ -907,7 +1005,9 @@ def _draw_savings(fig: Figure, history: Sequence[Mapping[str, Any]]) -> None:
     ax_b.set_title(
         f"{human_bytes(cum_l[-1])} of tensors in {human_bytes(cum_s[-1])} on disk "
         f"({human_bytes(max(saved, 0))} saved)",
-        fontsize=10, color="#424242", loc="left",
+        fontsize=10,
+        color="#424242",
+        loc="left",
     )
     ratio = series["ratio"]
     ax_r.plot(xs, ratio, marker="o", ms=4, color="#e53935", lw=2)
@@ -917,15 +1017,27 @@ def _draw_savings(fig: Figure, history: Sequence[Mapping[str, Any]]) -> None:
         ax_r.set_ylim(0, max(finite) * 1.18 + 0.1)
         last = next((r for r in reversed(ratio) if math.isfinite(r)), None)
         if last is not None:
-            ax_r.annotate(f"{last:.2f}×", (xs[-1], last), textcoords="offset points",
-                          xytext=(0, 7), ha="center", fontsize=9, color="#b71c1c")
+            ax_r.annotate(
+                f"{last:.2f}×",
+                (xs[-1], last),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                fontsize=9,
+                color="#b71c1c",
+            )
     ax_r.set_ylabel("ratio\nlogical / stored", fontsize=10)
     ax_r.grid(axis="y", color="#eeeeee")
     ax_r.yaxis.set_major_locator(MaxNLocator(5))
     step = max(1, math.ceil(n / 30))
     ax_r.set_xticks(xs[::step])
-    ax_r.set_xticklabels(series["labels"][::step], rotation=45 if n > 8 else 0,
-                         ha="right" if n > 8 else "center", fontsize=8, family="monospace")
+    ax_r.set_xticklabels(
+        series["labels"][::step],
+        rotation=45 if n > 8 else 0,
+        ha="right" if n > 8 else "center",
+        fontsize=8,
+        family="monospace",
+    )
     ax_r.set_xlabel("commit (oldest → newest)", fontsize=10)
     ax_r.set_xlim(-0.5, n - 0.5)
     for ax in (ax_b, ax_r):
@@ -968,8 +1080,11 @@ def render_savings_chart(history: list[dict[str, Any]], path: str | Path) -> Pat
     head = "".join(
         f'<th class="l">{h}</th>' if h in ("Commit", "Message") else f"<th>{h}</th>" for h in heads
     )
-    table = (f'<table class="sortable" id="commits"><thead><tr>{head}</tr></thead>\n<tbody>\n'
-             + "\n".join(rows) + "\n</tbody></table>")
+    table = (
+        f'<table class="sortable" id="commits"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table>"
+    )
     total_l = series["cum_logical"][-1] if n else 0
     total_s = series["cum_stored"][-1] if n else 0
     cards = [
@@ -980,7 +1095,8 @@ def render_savings_chart(history: list[dict[str, Any]], path: str | Path) -> Pat
     ]
     card_html = "".join(
         f'<div class="card"><div class="v">{html.escape(v)}</div><div class="k">{html.escape(k)}'
-        "</div></div>" for v, k in cards
+        "</div></div>"
+        for v, k in cards
     )
     body = (
         f'<div class="cards">{card_html}</div>'

@@ -608,7 +608,7 @@ def _clip(text: str, width: int) -> str:
         return text
     keep = width - 3
     head = keep // 2
-    return text[:head] + "..." + text[len(text) - (keep - head):]
+    return text[:head] + "..." + text[len(text) - (keep - head) :]
 
 
 # -- weight distributions ----------------------------------------------------------------------

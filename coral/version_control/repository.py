@@ -383,9 +383,7 @@ class Repository:
                 self.refs.create_tag(tx, tag, force=force)
         return tag
 
-    def adopt_tag(
-        self, name: str, commit: str, tag_id: str | None, info: Mapping[str, Any]
-    ) -> Tag:
+    def adopt_tag(self, name: str, commit: str, tag_id: str | None, info: Mapping[str, Any]) -> Tag:
         """Record a tag fetched from a remote (its tag object, when stored, says it all)."""
         if tag_id and self.store.has_blob(TAG, tag_id):
             tag = Tag.decode(self.store.get_blob(TAG, tag_id), tag_id)
@@ -402,13 +400,18 @@ class Repository:
             self.refs.create_tag(tx, tag)
         return tag
 
-    def fast_forward(self, branch: str, new: str, expected: str | None, message: str) -> None:
-        """Move (or create) `branch` from `expected` to the commit `new` (compare-and-swap)."""
+    def fast_forward(
+        self, branch: str, new: str, expected: str | None, message: str, *, attach: bool = False
+    ) -> None:
+        """Move (or create) `branch` from `expected` to the commit `new` (compare-and-swap);
+        `attach` also points HEAD at it (a first pull into an empty repository)."""
         with self.write_lock(), self.database.transaction() as tx:
             if expected is None:
                 self.refs.create_branch(tx, branch, new, message)
             else:
                 self.refs.update_branch(tx, branch, new, expected, message)
+            if attach:
+                self.refs.set_head(tx, branch=branch, message=message)
 
     def get_tag(self, name: str) -> Tag:
         tag = self.refs.get_tag(name)

@@ -350,12 +350,6 @@ def test_damaged_pack_on_remote_is_a_clear_error(pair, remote_dir, damage) -> No
     assert local_refs(b) == before and b.head_commit() == c0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="remote.py Remote.push applies the fast-forward rule to tags too: a tag re-created "
-    "on a later commit moves on the remote without force (git refuses: tags do not move), "
-    "while _adopt_tags never moves it in other clones, which then disagree silently",
-)
 def test_moving_a_tag_needs_force(make_repo, remote_dir) -> None:
     a = make_repo("a")
     c0 = commit(a, model(0), "base")
@@ -366,7 +360,10 @@ def test_moving_a_tag_needs_force(make_repo, remote_dir) -> None:
     a.tag_version("v1")
     result = open_remote(remote_dir).push(a)
     assert open_remote(remote_dir).list_refs()["tags/v1"] == c0
-    assert not result.success and "v1" in result.errors[0]
+    assert not result.success and "v1" in result.errors[0] and "--force" in result.errors[0]
+    forced = open_remote(remote_dir).push(a, force=True)
+    assert forced.success
+    assert open_remote(remote_dir).list_refs()["tags/v1"] == a.get_tag("v1").commit_hash != c0
 
 
 # -- interrupted pushes -------------------------------------------------------------------------

@@ -64,8 +64,8 @@ def plain_etag(etag: Any) -> str:
 
 def etag_is_sendable(etag: str) -> bool:
     """Whether an etag can go into an If-Match header (else no object can have it)."""
-    return bool(etag) and etag.isascii() and etag.isprintable() and not any(
-        c in etag for c in '" ,'
+    return (
+        bool(etag) and etag.isascii() and etag.isprintable() and not any(c in etag for c in '" ,')
     )
 
 

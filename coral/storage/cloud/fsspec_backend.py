@@ -165,8 +165,11 @@ class FsspecBackend(Backend):
         """Size, etag and mtime from an fsspec info dict (the same from `info` and `find`)."""
         size = int(info.get("size") or 0)
         mtime = next(
-            (info[k] for k in ("mtime", "LastModified", "last_modified", "updated", "created")
-             if info.get(k)),
+            (
+                info[k]
+                for k in ("mtime", "LastModified", "last_modified", "updated", "created")
+                if info.get(k)
+            ),
             None,
         )
         stamp = as_timestamp(mtime)

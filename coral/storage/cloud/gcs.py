@@ -94,7 +94,7 @@ class GCSBackend(FsspecBackend):
         if self.endpoint_url:
             return (
                 f"create it with `curl -X POST '{self.endpoint_url}/storage/v1/b?project="
-                f"{self.project or 'PROJECT'}' -d '{{\"name\": \"{self.bucket}\"}}'`"
+                f'{self.project or "PROJECT"}\' -d \'{{"name": "{self.bucket}"}}\'`'
             )
         return f"create it with `gcloud storage buckets create gs://{self.bucket}`"
 
@@ -132,7 +132,9 @@ class GCSBackend(FsspecBackend):
             **params,
         )
         return ObjectInfo(
-            key, int(out.get("size", len(data))), str(out["generation"]),
+            key,
+            int(out.get("size", len(data))),
+            str(out["generation"]),
             as_timestamp(out.get("updated")),
         )
 
