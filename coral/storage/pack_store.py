@@ -29,7 +29,7 @@ import numpy as np
 from coral.core.dtypes import numpy_dtype
 from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
 from coral.core.weight_tensor import WeightMetadata, WeightTensor
-from coral.errors import CoralError, CorruptObjectError, InvalidNameError, ObjectNotFoundError
+from coral.errors import CorruptObjectError, InvalidNameError, ObjectNotFoundError
 from coral.storage import chunk_reader, store_stats
 from coral.storage.backend import Backend, KeyNotFoundError, LocalBackend
 from coral.storage.base import CHUNK, TENSOR, GCReport, ObjectStats, StoreStats, WeightStore
@@ -344,11 +344,12 @@ class PackStore(WeightStore):
         return Reference(job.ref_id, raw, depth)
 
     # -- tensors: read -------------------------------------------------------------------------
-    def _manifest(self, tensor_id: str) -> TensorManifest:
+    def _manifest(self, tensor_id: str, *, fetch: bool = True) -> TensorManifest:
+        """A tensor's manifest (`fetch`: from the promisor when a partial clone lacks it)."""
         try:
             data = self.read_record(TENSOR, tensor_id)
         except ObjectNotFoundError:
-            if not self.fetch_promised([tensor_id]):
+            if not fetch or not self.fetch_promised([tensor_id]):
                 raise
             data = self.read_record(TENSOR, tensor_id)
         try:
@@ -357,20 +358,8 @@ class PackStore(WeightStore):
             raise CorruptObjectError(tensor_id, self.where(TENSOR, tensor_id), str(exc)) from None
 
     def fetch_promised(self, tensor_ids: Iterable[str]) -> bool:
-        """Fetch tensors this store lacks from its promisor (a partial clone's remote);
-        False when it has none. A failed fetch is an ObjectNotFoundError saying where from."""
-        ids = [t for t in tensor_ids if not self._has_fresh(TENSOR, t)]
-        if not ids or not self.promisor.configured:
-            return False
-        try:
-            self.promisor.fetch(self, ids)
-        except CoralError as exc:
-            raise ObjectNotFoundError(
-                f"tensor {ids[0]} is not in this partial clone and fetching it from "
-                f"{self.promisor.describe()} failed: {exc.message}",
-                hint=exc.hint or "check the remote is reachable, then read it again",
-            ) from None
-        return True
+        """Fetch tensors this store lacks from its promisor (see `promisor.py`)."""
+        return self.promisor.fetch_missing(self, tensor_ids)
 
     def manifest(self, tensor_id: str) -> TensorManifest:
         """The tensor's manifest (dtype, shape, chunk ids) without reading its data."""
@@ -565,24 +554,10 @@ class PackStore(WeightStore):
 
     # -- maintenance ---------------------------------------------------------------------------
     def live_chunks(self, tensors: Iterable[str]) -> set[str]:
-        """Every chunk the given tensors need, delta references included."""
-        live: set[str] = set()
-        stack: builtins.list[str] = []
-        for tid in tensors:
-            try:
-                stack.extend(self._manifest(tid).chunks)
-            except (ObjectNotFoundError, CorruptObjectError):
-                continue
-        while stack:
-            cid = stack.pop()
-            if cid in live:
-                continue
-            live.add(cid)
-            try:
-                stack.extend(self._chunk_refs(cid)[1])
-            except (ObjectNotFoundError, CorruptObjectError):
-                continue
-        return live
+        """Every chunk the given tensors need, delta references included (see repack.py)."""
+        from coral.storage.repack import live_chunks
+
+        return live_chunks(self, tensors)
 
     def repack(self) -> dict[str, int]:
         """Turn superseded chunks into reverse deltas and compact packs (see repack.py)."""

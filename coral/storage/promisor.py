@@ -13,11 +13,12 @@ from __future__ import annotations
 import importlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from coral.errors import CoralError
+from coral.errors import CoralError, ObjectNotFoundError
+from coral.storage.base import TENSOR
 
 if TYPE_CHECKING:
     from coral.storage.pack_store import PackStore
@@ -50,6 +51,22 @@ class Promisor:
         """`origin` for messages (None when nothing is promised)."""
         doc = self._read()
         return None if doc is None else str(doc.get("params", {}).get("remote", "a remote"))
+
+    def fetch_missing(self, store: PackStore, tensor_ids: Iterable[str]) -> bool:
+        """Fetch the tensors `store` lacks; False when it promises nothing. A failed fetch is
+        an ObjectNotFoundError saying where from."""
+        ids = [t for t in tensor_ids if not store._has_fresh(TENSOR, t)]
+        if not ids or not self.configured:
+            return False
+        try:
+            self.fetch(store, ids)
+        except CoralError as exc:
+            raise ObjectNotFoundError(
+                f"tensor {ids[0]} is not in this partial clone and fetching it from "
+                f"{self.describe()} failed: {exc.message}",
+                hint=exc.hint or "check the remote is reachable, then read it again",
+            ) from None
+        return True
 
     def fetch(self, store: PackStore, tensor_ids: Sequence[str]) -> bool:
         """Ask the source for the tensors; False when this store promises nothing."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -357,3 +357,25 @@ def _convert_loose(store: PackStore, keep: object, report: GCReport) -> None:
             report.freed_bytes += freed
     if kept or dropped:
         loose.prune_empty_dirs()
+
+
+def live_chunks(store: PackStore, tensors: Iterable[str]) -> set[str]:
+    """Every chunk the given tensors need, delta references included (tensors a partial clone
+    has not fetched are skipped, not fetched)."""
+    live: set[str] = set()
+    stack: list[str] = []
+    for tid in tensors:
+        try:
+            stack.extend(store._manifest(tid, fetch=False).chunks)
+        except (ObjectNotFoundError, CorruptObjectError):
+            continue
+    while stack:
+        cid = stack.pop()
+        if cid in live:
+            continue
+        live.add(cid)
+        try:
+            stack.extend(store._chunk_refs(cid)[1])
+        except (ObjectNotFoundError, CorruptObjectError):
+            continue
+    return live

@@ -146,3 +146,16 @@ def test_pushing_a_lazy_clone_elsewhere_fetches_what_the_other_remote_lacks(
     assert open_remote(other, "backup").pull(c).success
     assert_bit_exact(c, "HEAD", weights[-1])
     assert_bit_exact(c, "HEAD~2", weights[0])
+
+
+def test_gc_and_fsck_of_a_lazy_clone_fetch_nothing(make_repo, remote_dir):
+    _, weights, _ = _history(make_repo, remote_dir)
+    b = make_repo("b")
+    open_remote(remote_dir).pull(b, lazy=True)
+    assert b.fsck().ok
+    b.gc()
+    assert not any(_present(b).values()) and not any(_present(b, "HEAD~2").values())
+    assert b.fsck().ok
+    assert_bit_exact(b, "HEAD~1", weights[1])
+    b.gc()
+    assert_bit_exact(b, "HEAD~1", weights[1])
