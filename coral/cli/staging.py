@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
 from rich.markup import escape
 
@@ -24,77 +22,12 @@ from coral.cli._common import (
 from coral.errors import CoralError, NothingToCommitError
 
 if TYPE_CHECKING:
-    from coral.integrations.formats import Checkpoint
     from coral.version_control.repository import Repository
 
 ORDER = 10  # position of this group in `coral --help`
 PANEL = "Stage and commit"
 _BATCH_BYTES = 256 << 20
 _BATCH_TENSORS = 256
-
-
-def load_checkpoints(
-    paths: list[Path], prefix: str = ""
-) -> tuple[dict[str, np.ndarray], list[Checkpoint]]:
-    """Read every checkpoint file/folder; names must not collide across them."""
-    from coral.integrations.formats import load_checkpoint
-
-    weights: dict[str, np.ndarray] = {}
-    checkpoints = []
-    for path in paths:
-        ckpt = load_checkpoint(path)
-        files = ", ".join(map(str, ckpt.files))
-        note(f"{path}: {ckpt.format}, {len(ckpt.weights)} tensors from {files}")
-        for name, arr in ckpt.weights.items():
-            full = prefix + name
-            if full in weights:
-                raise CoralError(
-                    f"tensor {full!r} is in more than one of the given checkpoints",
-                    hint="add them one at a time, or give each a --prefix",
-                )
-            weights[full] = arr
-        checkpoints.append(ckpt)
-    return weights, checkpoints
-
-
-def stage_weights(
-    repo: Repository, weights: Mapping[str, np.ndarray], replace: bool = False
-) -> dict[str, int]:
-    """Stage `weights` in batches (with a progress bar); with `replace`, also stage the removal
-    of HEAD's tensors missing from `weights`. Returns counts new/modified/unchanged/removed."""
-    head = repo.head_commit()
-    base = repo.get_tree("HEAD").entries if head else {}
-    counts = {"new": 0, "modified": 0, "unchanged": 0, "removed": 0}
-    names = list(weights)
-    total = sum(int(weights[n].nbytes) for n in names)
-    with progress(f"staging {len(names)} tensors ({human_bytes(total)})", len(names)) as advance:
-        batch: list[str] = []
-        size = 0
-        for i, name in enumerate(names):
-            batch.append(name)
-            size += int(weights[name].nbytes)
-            if size >= _BATCH_BYTES or len(batch) >= _BATCH_TENSORS or i == len(names) - 1:
-                ids = repo.add_all_weights({n: weights[n] for n in batch})
-                for n, tid in ids.items():
-                    old = base.get(n)
-                    counts[
-                        "new"
-                        if old is None
-                        else "unchanged"
-                        if old.tensor_id == tid
-                        else "modified"
-                    ] += 1
-                advance(len(batch))
-                batch, size = [], 0
-    if replace:
-        for name in sorted(set(base) - set(weights)):
-            repo.remove_weight(name)
-            counts["removed"] += 1
-    return counts
-
-
-def describe_counts(counts: Mapping[str, int]) -> str:
-    return ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "nothing"
 
 
 def add(
@@ -114,17 +47,25 @@ def add(
         typer.Option("--replace", help="Also stage removal of HEAD tensors not in the checkpoint."),
     ] = False,
 ) -> None:
-    """Stage the tensors of checkpoint files or folders."""
+    """Stage the tensors of checkpoint files or folders (and a model folder's files:
+    config.json, tokenizer files, ...)."""
+    from coral.porcelain.add import add_paths, load_paths
+
     repo = open_repo()
-    weights, _ = load_checkpoints(paths, prefix)
-    if not weights:
+    loaded = load_paths(paths, prefix)
+    for ckpt in loaded:
+        sources = ", ".join(map(str, ckpt.sources))
+        note(f"{ckpt.path}: {ckpt.format}, {len(ckpt.weights)} tensors from {sources}")
+    total_tensors = sum(len(c.weights) for c in loaded)
+    if not total_tensors:
         raise CoralError(
             f"no tensors found in {', '.join(map(str, paths))}",
             hint="check that the checkpoint holds tensors (a state_dict)",
         )
-    counts = stage_weights(repo, weights, replace)
-    total = sum(int(a.nbytes) for a in weights.values())
-    out().print(f"staged {len(weights)} tensors ({human_bytes(total)}): {describe_counts(counts)}")
+    total = sum(int(a.nbytes) for c in loaded for a in c.weights.values())
+    with progress(f"staging {total_tensors} tensors ({human_bytes(total)})", total_tensors) as bar:
+        result = add_paths(repo, paths, replace=replace, progress=bar, loaded=loaded)
+    out().print(f"staged {total_tensors} tensors ({human_bytes(total)}): {result.describe()}")
 
 
 def status(

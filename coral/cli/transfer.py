@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -20,13 +19,8 @@ from coral.cli._common import (
     progress,
 )
 from coral.cli.staging import (
-    describe_counts,
-    load_checkpoints,
     print_commit_line,
-    refuse_empty_commit,
-    stage_weights,
 )
-from coral.errors import CoralError
 
 ORDER = 20  # position of this group in `coral --help`
 PANEL = "Files"
@@ -55,40 +49,38 @@ def import_(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Stage a checkpoint and commit it (`coral add` + `coral commit`)."""
+    """Stage a checkpoint (and a model folder's files) and commit it (`coral add` +
+    `coral commit`)."""
+    from coral.porcelain.add import load_paths
+    from coral.porcelain.import_ import import_checkpoint
+
     repo = open_repo()
-    weights, (ckpt,) = load_checkpoints([path], prefix)
-    if not weights:
-        raise CoralError(
-            f"no tensors found in {path}",
-            hint="check that the checkpoint holds tensors (a state_dict)",
+    (ckpt,) = load_paths([path], prefix)
+    with progress(f"importing {len(ckpt.weights)} tensors", len(ckpt.weights)) as bar:
+        result = import_checkpoint(
+            repo,
+            path,
+            loaded=ckpt,
+            message=message,
+            author=author,
+            metrics=parse_metrics(metric),
+            prefix=prefix,
+            replace=replace,
+            progress=bar,
         )
-    counts = stage_weights(repo, weights, replace)
-    metadata: dict[str, Any] = {
-        "import": {
-            "source": str(path),
-            "format": ckpt.format,
-            "files": [str(f) for f in ckpt.files],
-        }
-    }
-    if ckpt.metadata:
-        metadata["import"]["metadata"] = ckpt.metadata
-    metrics = parse_metrics(metric)
-    if metrics:
-        metadata["metrics"] = metrics
-    msg = message or f"Import {path}"
-    refuse_empty_commit(
-        repo,
-        what=f"{path} holds the same tensors as HEAD: ",
-        hint="HEAD already holds them (`coral show HEAD` lists them)"
-        + ("; --replace also removes HEAD tensors the checkpoint lacks" if not replace else ""),
-    )
-    commit_hash = repo.commit(msg, author=author, metadata=metadata)
+    added = result.added
     if json_output:
-        emit_json({"commit_hash": commit_hash, "tensors": len(weights), **counts})
+        emit_json(
+            {
+                "commit_hash": result.commit_hash,
+                "tensors": added.tensors,
+                "files": added.files,
+                **added.counts,
+            }
+        )
         return
-    out().print(f"imported {len(weights)} tensors ({describe_counts(counts)})")
-    print_commit_line(repo, commit_hash, msg)
+    out().print(f"imported {added.tensors} tensors ({added.describe()})")
+    print_commit_line(repo, result.commit_hash, result.message)
 
 
 def export(
@@ -122,62 +114,37 @@ def export(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Write a commit's tensors to a checkpoint file (bit-exact).
+    """Write a commit's tensors to a checkpoint file (bit-exact); as a model folder (hf),
+    with the commit's model files (config.json, tokenizer files, ...).
 
     For a training checkpoint, only the model's weights (tied ones under every name)."""
-    from coral.integrations.formats import FORMATS, save_weights
-    from coral.integrations.pytorch import model_weights
-    from coral.training.state import TRAINING_KEY
+    from coral.porcelain.export import export_commit
 
-    if fmt is not None and fmt not in FORMATS:
-        raise CoralError(f"unknown format {fmt!r}", hint=f"choose one of: {', '.join(FORMATS)}")
     repo = open_repo()
-    commit = repo.get_commit(ref)
-    stored = repo.get_all_weights(commit.commit_hash, lazy=True)
-    lazy = stored
-    if not include_training_state:  # a training checkpoint: the model's weights, ties restored
-        lazy = model_weights(stored, commit.metadata.get(TRAINING_KEY))
-    if layers:
-        lazy = {n: w for n, w in lazy.items() if fnmatch.fnmatchcase(n, layers)}
-    if not lazy:
-        # what matches but was left out is training state
-        held_back = any(fnmatch.fnmatchcase(n, layers or "*") for n in stored)
-        raise CoralError(
-            f"no {'model ' if held_back else ''}tensors to export from {ref}"
-            + (f" matching {layers!r}" if layers else ""),
-            hint=f"list the tensors with `coral show {ref}`"
-            + (", or pass --include-training-state" if held_back else ""),
+    with progress(f"exporting {ref}", None) as bar:
+        result = export_commit(
+            repo,
+            ref,
+            path,
+            fmt=fmt,
+            layers=layers,
+            max_shard_bytes=parse_size(max_shard_size) if max_shard_size else None,
+            include_training_state=include_training_state,
+            progress=bar,
         )
-    with progress(f"reading {len(lazy)} tensors", len(lazy)) as advance:
-        arrays = {}
-        for name, w in lazy.items():
-            arrays[name] = w.data
-            advance()
-    metadata: dict[str, Any] = {"coral_commit": commit.commit_hash, "coral_ref": ref}
-    source_meta = (commit.metadata.get("import") or {}).get("metadata") or {}
-    if isinstance(source_meta.get("config"), dict):
-        metadata["config"] = source_meta["config"]
-    files = save_weights(
-        arrays,
-        path,
-        format=fmt,
-        max_shard_bytes=parse_size(max_shard_size) if max_shard_size else None,
-        metadata=metadata,
-    )
-    total = sum(int(a.nbytes) for a in arrays.values())
     if json_output:
         emit_json(
             {
-                "commit_hash": commit.commit_hash,
-                "tensors": len(arrays),
-                "bytes": total,
-                "files": [str(f) for f in files],
+                "commit_hash": result.commit_hash,
+                "tensors": result.tensors,
+                "bytes": result.bytes,
+                "files": [str(f) for f in result.files],
             }
         )
         return
     out().print(
-        f"exported {len(arrays)} tensors ({human_bytes(total)}) from {commit.commit_hash[:10]} to "
-        + ", ".join(escape(str(f)) for f in files)
+        f"exported {result.tensors} tensors ({human_bytes(result.bytes)}) from "
+        f"{result.commit_hash[:10]} to " + ", ".join(escape(str(f)) for f in result.files)
     )
 
 

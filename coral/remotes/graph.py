@@ -1,4 +1,5 @@
-"""Which objects a set of commits needs: commits, trees, tags, tensors, chunks and their bases.
+"""Which objects a set of commits needs: commits, trees, model files, tags, tensors, chunks and
+their delta bases.
 
 Walks stop at commits the other side already has (a complete push or fetch leaves a commit's
 whole history behind it there).
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from coral.storage.base import CHUNK, TENSOR
-from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree
+from coral.version_control.objects import COMMIT, FILE, TAG, TREE, Commit, Tag, Tree
 
 ReadBlob = Callable[[str, str], bytes]  # (kind, id) -> verified bytes
 
@@ -20,7 +21,7 @@ class ObjectSet:
     """Object ids by kind, in the order they should travel (bases before what uses them)."""
 
     ids: dict[str, list[str]] = field(
-        default_factory=lambda: {CHUNK: [], TENSOR: [], TREE: [], TAG: [], COMMIT: []}
+        default_factory=lambda: {CHUNK: [], TENSOR: [], FILE: [], TREE: [], TAG: [], COMMIT: []}
     )
     seen: set[str] = field(default_factory=set)
 
@@ -35,7 +36,7 @@ class ObjectSet:
         return len(self.seen)
 
     def items(self) -> list[tuple[str, str]]:
-        order = (CHUNK, TENSOR, TREE, TAG, COMMIT)
+        order = (CHUNK, TENSOR, FILE, TREE, TAG, COMMIT)
         return [(k, oid) for k in order for oid in self.ids.get(k, [])]
 
     @property
@@ -64,7 +65,10 @@ def commit_closure(
         commit = Commit.decode(read(COMMIT, cid), cid)
         out.add(COMMIT, cid)
         if out.add(TREE, commit.tree_id):
-            trees.append(Tree.decode(read(TREE, commit.tree_id), commit.tree_id))
+            tree = Tree.decode(read(TREE, commit.tree_id), commit.tree_id)
+            trees.append(tree)
+            for entry in tree.files.values():  # the model's files travel with its tree
+                out.add(FILE, entry.blob_id)
         stack.extend(commit.parent_hashes)
     return trees
 

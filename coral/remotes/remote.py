@@ -29,7 +29,7 @@ from coral.storage.base import CHUNK, TENSOR
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack_index import Location
 from coral.storage.pack_store import PackStore as _PackStore
-from coral.version_control.objects import COMMIT, TAG, TREE
+from coral.version_control.objects import COMMIT, FILE, TAG, TREE
 
 if TYPE_CHECKING:
     from coral.storage.pack_store import PackStore
@@ -280,12 +280,12 @@ class Remote:
     def _fetch_history(
         self, store: PackStore, index: dict[str, Location], progress: Progress | None
     ) -> dict[str, bytes]:
-        """Every commit, tree and tag on the remote that this store lacks, in one parallel
+        """Every commit, tree, tag and model file on the remote that this store lacks, in one parallel
         pass, each verified against its name (they are parsed next)."""
         wanted = [
             oid
             for oid, loc in index.items()
-            if loc.kind in (COMMIT, TREE, TAG) and not store._has(loc.kind, oid)
+            if loc.kind in (COMMIT, TREE, TAG, FILE) and not store._has(loc.kind, oid)
         ]
         fetched = transfer.download(self.layout, index, wanted, progress, "history")
         for oid, data in fetched.items():

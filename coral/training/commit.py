@@ -9,14 +9,12 @@ the new tip and tried again (a checkpoint's content does not depend on its paren
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
-from coral.core.weight_tensor import WeightTensor, as_weight_tensor
-from coral.errors import ConcurrentUpdateError, CoralError, NothingToCommitError
+from coral.core.weight_tensor import WeightTensor
+from coral.errors import CoralError
 from coral.training.state import TRAINING_KEY
-from coral.version_control.objects import COMMIT, TREE, Commit, Tree, TreeEntry
 from coral.version_control.refnames import check_name
 
 _CAS_RETRIES = 20
@@ -45,70 +43,25 @@ def commit_weights(
     author: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     if_changed: bool = False,
+    files: Mapping[str, Any] | None = None,
 ) -> str:
     """Store `weights` and commit exactly them as the new tip of `branch`; returns the hash.
 
-    A branch that does not exist yet starts from HEAD's commit (or as a root commit in an empty
-    repository). Tensors are delta-encoded against the same-named tensors of the branch tip.
-    With `if_changed`, weights identical to the tip's raise NothingToCommitError instead.
+    Goes through the repository's one commit pipeline (`CommitWriter.commit_onto`): references
+    and fingerprints as for `coral add`, the tip's model files carried over (`files` adds or
+    replaces some). With `if_changed`, weights identical to the tip's raise NothingToCommitError.
     """
-    tensors: list[WeightTensor] = []
-    for name, value in weights.items():
-        w = as_weight_tensor(value, name)
-        if w.is_loaded:
-            w.compute_hash(force=True)
-        tensors.append(w)
-    with repo.write_lock():
-        tip = repo.refs.branch_tip(branch)
-        start = tip if tip is not None else repo.refs.head().commit
-        base = repo.read_tree(repo.read_commit(start).tree_id) if start else Tree()
-        references = []
-        for w in tensors:
-            entry = base.entries.get(w.name)
-            same = (
-                entry is not None
-                and entry.shape == w.shape
-                and entry.dtype == w.metadata.dtype_name
-            )
-            references.append(entry.tensor_id if same and entry is not None else None)
-        ids = repo.store.store_many(list(zip(tensors, references, strict=True)))
-        tree = Tree(
-            {
-                w.name: TreeEntry.from_metadata(w.metadata, tid)
-                for w, tid in zip(tensors, ids, strict=True)
-            }
+    return str(
+        repo.writer.commit_onto(
+            branch,
+            weights,
+            message,
+            files=files,
+            author=author,
+            metadata=metadata,
+            if_changed=if_changed,
         )
-        if if_changed and start is not None and tree.encode() == base.encode():
-            raise NothingToCommitError(f"the weights are those of {branch!r} already")
-        tree_id = repo.store.put_blob(TREE, tree.encode())
-        first_line = message.strip().splitlines()[0] if message.strip() else ""
-        expected = tip
-        parent = start
-        for _ in range(_CAS_RETRIES):
-            commit = Commit(
-                tree_id=tree_id,
-                parent_hashes=[parent] if parent else [],
-                author=author or repo.default_author(),
-                timestamp=time.time(),
-                message=message,
-                metadata=dict(metadata or {}),
-            )
-            commit.commit_hash = repo.store.put_blob(COMMIT, commit.encode())
-            try:
-                with repo.database.transaction() as tx:
-                    repo.refs.update_branch(
-                        tx,
-                        branch,
-                        commit.commit_hash,
-                        expected,
-                        f"commit (checkpoint): {first_line}",
-                    )
-            except ConcurrentUpdateError:
-                expected = repo.refs.branch_tip(branch)
-                parent = expected
-                continue
-            return str(commit.commit_hash)
-    raise ConcurrentUpdateError(f"branch {branch!r} kept moving; the checkpoint was not committed")
+    )
 
 
 def commit_snapshot(

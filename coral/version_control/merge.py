@@ -30,6 +30,7 @@ from coral.version_control.merge_strategies import (
     normalize_strategy,
 )
 from coral.version_control.objects import Tree, TreeEntry
+from coral.version_control.writer import merge_files
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
@@ -143,7 +144,10 @@ def merge_refs(
             )
             for entry, tid in zip(entries, ids, strict=True):
                 entry.tensor_id = tid
-        tree = Tree(plan.entries)
+        files, file_conflicts = merge_files(base_tree, sides)
+        tree = Tree(plan.entries, files)
+        if file_conflicts:
+            details["file_conflicts"] = file_conflicts  # ours kept
         label = ", ".join(names)
         meta = {
             "merge": {

@@ -20,6 +20,7 @@ from coral.errors import CorruptObjectError
 TREE = "tree"
 COMMIT = "commit"
 TAG = "tag"
+FILE = "file"  # a model's non-tensor file (config.json, tokenizer files, model card, ...)
 OBJECT_FORMAT = 1
 
 
@@ -143,20 +144,40 @@ class TreeEntry:
         )
 
 
+@dataclass(frozen=True)
+class FileEntry:
+    """One model file in a tree: its relative path (`tokenizer/vocab.txt`), the blob holding
+    its bytes, and its size."""
+
+    path: str
+    blob_id: str
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "blob": self.blob_id, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FileEntry:
+        return cls(path=str(d["path"]), blob_id=str(d["blob"]), size=int(d["size"]))
+
+
 @dataclass
 class Tree:
-    """A snapshot: tensor name -> TreeEntry (encoded sorted by name)."""
+    """A snapshot: tensor name -> TreeEntry, plus the model's files by path (both encoded
+    sorted; a tree without files encodes as it did before files existed)."""
 
     entries: dict[str, TreeEntry] = field(default_factory=dict)
+    files: dict[str, FileEntry] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return canonical_json(
-            {
-                "type": TREE,
-                "format": OBJECT_FORMAT,
-                "entries": [self.entries[n].to_dict() for n in sorted(self.entries)],
-            }
-        )
+        obj: dict[str, Any] = {
+            "type": TREE,
+            "format": OBJECT_FORMAT,
+            "entries": [self.entries[n].to_dict() for n in sorted(self.entries)],
+        }
+        if self.files:
+            obj["files"] = [self.files[p].to_dict() for p in sorted(self.files)]
+        return canonical_json(obj)
 
     @property
     def tree_id(self) -> str:
@@ -167,9 +188,10 @@ class Tree:
         obj = _decode(TREE, object_id, data)
         try:
             entries = [TreeEntry.from_dict(e) for e in obj["entries"]]
+            files = [FileEntry.from_dict(f) for f in obj.get("files") or []]
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptObjectError(object_id, None, f"malformed tree entry: {exc}") from exc
-        return cls({e.name: e for e in entries})
+        return cls({e.name: e for e in entries}, {f.path: f for f in files})
 
     def __len__(self) -> int:
         return len(self.entries)

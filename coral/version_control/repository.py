@@ -15,21 +15,19 @@ import os
 import time
 import tomllib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from coral.core.hashing import hash_blob, is_hash
-from coral.core.weight_tensor import WeightTensor, as_weight_tensor
+from coral.core.hashing import is_hash
+from coral.core.weight_tensor import WeightTensor
 from coral.errors import (
     AmbiguousRefError,
     CoralError,
     FormatVersionError,
-    InvalidNameError,
     NotARepositoryError,
-    NothingToCommitError,
     ObjectNotFoundError,
     RefNotFoundError,
     RepositoryExistsError,
@@ -45,11 +43,22 @@ from coral.version_control.errors import (
     WeightNotFoundError,
 )
 from coral.version_control.locking import RepositoryLock
-from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree, TreeEntry
+from coral.version_control.objects import (
+    COMMIT,
+    FILE,
+    TAG,
+    TREE,
+    Commit,
+    FileEntry,
+    Tag,
+    Tree,
+    TreeEntry,
+)
 from coral.version_control.refnames import HEAD, check_name, parse_ref
 from coral.version_control.refs import Branch, HeadState, ReflogEntry, RefStore
 from coral.version_control.remote_refs import TrackingRefs, resolve_tracking
 from coral.version_control.staging import StagedChange, StagingArea, apply_changes
+from coral.version_control.writer import CommitWriter
 
 CORAL_DIR = ".coral"
 DB_FILE = "coral.db"
@@ -129,7 +138,8 @@ class Repository:
         self.remote_refs = TrackingRefs(self.database)
         self._commits: OrderedDict[str, Commit] = OrderedDict()
         self._trees: OrderedDict[str, Tree] = OrderedDict()
-        self._fingerprints: Any = None
+        self.writer = CommitWriter(self)
+        self.writer.on_commit.append(self._remember)
 
     @classmethod
     def init(
@@ -172,9 +182,7 @@ class Repository:
     def close(self) -> None:
         """Release database connections and store worker threads."""
         self.database.close()
-        if self._fingerprints is not None and self._fingerprints is not False:
-            self._fingerprints.close()
-            self._fingerprints = None
+        self.writer.close()
         closer = getattr(self.store, "close", None)
         if callable(closer):
             closer()
@@ -437,12 +445,19 @@ class Repository:
         return self.refs.expire_reflog(time.time() - older_than)
 
     # -- staging ------------------------------------------------------------------------------
+    def _remember(self, commit: Commit) -> None:
+        self._commits[commit.commit_hash] = commit
+
     def add_weight(self, name: str, weight: Any) -> str:
         """Store and stage one tensor; returns its tensor id."""
         return self.add_all_weights({name: weight})[name]
 
     def add_all_weights(
-        self, weights: Mapping[str, Any], *, lossy_delta: str | None = None
+        self,
+        weights: Mapping[str, Any],
+        *,
+        lossy_delta: str | None = None,
+        progress: Callable[[int], None] | None = None,
     ) -> dict[str, str]:
         """Store and stage every tensor of `weights` (WeightTensor, numpy array or torch tensor).
 
@@ -454,89 +469,48 @@ class Repository:
         """
         if not isinstance(weights, Mapping):
             raise TypeError("add_all_weights takes a mapping of name -> tensor")
-        if lossy_delta is not None:
-            from coral.version_control.lossy import lossy_delta_type
-
-            lossy_delta_type(lossy_delta)  # refuse a bad option before storing anything
-        tensors: list[WeightTensor] = []
-        for name, value in weights.items():
-            _check_weight_name(name)
-            w = as_weight_tensor(value, name, copy=False)  # stored before this call returns
-            if w.is_loaded:
-                w.compute_hash(force=True)  # never trust a cached hash of mutable data
-            tensors.append(w)
-        if not tensors:
-            return {}
         with self.write_lock():
             base = self._head_tree()
-            references = [self._choose_reference(w, base) for w in tensors]
-            if lossy_delta is not None:
-                tensors = self._quantize(tensors, references, lossy_delta)
-            ids = self.store.store_many(list(zip(tensors, references, strict=True)))
-            self._index_fingerprints(tensors, ids, references)
-            entries = [
-                TreeEntry.from_metadata(w.metadata, tid)
-                for w, tid in zip(tensors, ids, strict=True)
-            ]
+            entries = self.writer.store_weights(
+                weights, base, lossy_delta=lossy_delta, progress=progress
+            )
+            if entries:
+                with self.database.transaction() as tx:
+                    self.staging.stage(tx, entries, base)
+        return {e.name: e.tensor_id for e in entries}
+
+    def add_files(self, files: Mapping[str, bytes | os.PathLike[str]]) -> dict[str, str]:
+        """Store and stage model files (path in the model -> bytes or a file to read), e.g.
+        `config.json` or `tokenizer.json`; the next commit records them with the tensors and
+        later commits carry them until changed or removed. Returns path -> blob id."""
+        with self.write_lock():
+            base = self._head_tree()
+            entries = self.writer.store_files(files)
             with self.database.transaction() as tx:
-                self.staging.stage(tx, entries, base)
-        return {w.name: tid for w, tid in zip(tensors, ids, strict=True)}
+                self.staging.stage_files(tx, entries, base)
+        return {f.path: f.blob_id for f in entries}
 
-    def _quantize(
-        self, tensors: list[WeightTensor], references: list[str | None], lossy_delta: str
-    ) -> list[WeightTensor]:
-        from coral.version_control.lossy import lossy_delta_type, quantize_against
+    def add_file(self, path: str, data: bytes | os.PathLike[str]) -> str:
+        return self.add_files({path: data})[path]
 
-        kind = lossy_delta_type(lossy_delta)
-        return [
-            quantize_against(w, self.store.load(ref, w.name), kind) if ref is not None else w
-            for w, ref in zip(tensors, references, strict=True)
-        ]
+    def remove_file(self, path: str) -> None:
+        """Stage the removal of a model file from the next commit."""
+        base = self._head_tree()
+        if path not in base.files and path not in self.staging.file_changes():
+            raise WeightNotFoundError(f"no model file {path!r} in HEAD or the staging area")
+        with self.database.transaction() as tx:
+            self.staging.stage_file_removal(tx, path, base)
 
-    def _choose_reference(self, weight: WeightTensor, base: Tree) -> str | None:
-        entry = base.entries.get(weight.name)
-        if (
-            entry is not None
-            and entry.shape == weight.shape
-            and entry.dtype == weight.metadata.dtype_name
-        ):
-            return entry.tensor_id
-        index = self._fingerprint_index()
-        if index is None:
-            return None
-        try:
-            ref = index.find_reference(weight, exclude=weight.compute_hash())
-        except Exception:  # the index only helps compression: never let it fail an add
-            return None
-        return ref if isinstance(ref, str) and ref != weight.metadata.hash else None
+    def list_files(self, ref: str = HEAD) -> dict[str, FileEntry]:
+        """The model files of `ref` by path (config.json, tokenizer files, ...)."""
+        return dict(self.get_tree(ref).files)
+
+    def get_files(self, ref: str = HEAD) -> dict[str, bytes]:
+        """The model files of `ref`: path -> bytes (each checked against its name)."""
+        return {p: self.store.get_blob(FILE, f.blob_id) for p, f in self.list_files(ref).items()}
 
     def _fingerprint_index(self) -> Any:
-        if self._fingerprints is None:
-            try:
-                from coral.storage.fingerprint_index import FingerprintIndex
-            except ImportError:
-                self._fingerprints = False
-            else:
-                try:
-                    self._fingerprints = FingerprintIndex(self.db_path)
-                except Exception:
-                    self._fingerprints = False
-        return None if self._fingerprints is False else self._fingerprints
-
-    def _index_fingerprints(
-        self, tensors: Sequence[WeightTensor], ids: Sequence[str], references: Sequence[str | None]
-    ) -> None:
-        index = self._fingerprint_index()
-        if index is None:
-            return
-        for w, tid, ref in zip(tensors, ids, references, strict=True):
-            if ref is not None:
-                continue  # its lineage is already indexed: the first version has a fingerprint
-            try:
-                if tid not in index:
-                    index.add(tid, w)
-            except Exception:  # derived data: a missing fingerprint only costs compression
-                continue
+        return self.writer.fingerprint_index()
 
     def remove_weight(self, name: str) -> None:
         """Stage the removal of tensor `name` from the next commit."""
@@ -587,53 +561,7 @@ class Repository:
         ConcurrentUpdateError when another process moved the branch meanwhile (the staged
         changes stay staged; commit again).
         """
-        if not isinstance(message, str):
-            raise TypeError("commit message must be a string")
-        with self.write_lock():
-            with self.database.snapshot():
-                head = self.refs.head()
-                changes = self.staging.changes()
-            base = self.read_tree(self.read_commit(head.commit).tree_id) if head.commit else Tree()
-            tree = apply_changes(base, changes)
-            if head.commit is not None and tree.encode() == base.encode() and not allow_empty:
-                raise NothingToCommitError(
-                    f"nothing to commit on {head.branch or 'detached HEAD'}: the staged changes "
-                    "match HEAD"
-                    if changes
-                    else f"nothing to commit on {head.branch or 'detached HEAD'}"
-                )
-            if head.commit is None and not tree.entries:
-                raise NothingToCommitError("nothing to commit: no weights are staged")
-            meta = dict(metadata or {})
-            lossy = {
-                n: c.entry.extra["lossy"]
-                for n, c in changes.items()
-                if c.entry is not None and c.entry.extra.get("lossy")
-            }
-            if lossy:
-                meta["lossy"] = {**dict(meta.get("lossy") or {}), **lossy}
-            commit = Commit(
-                tree_id="",
-                parent_hashes=[head.commit] if head.commit else [],
-                author=author or self.default_author(),
-                timestamp=time.time(),
-                message=message,
-                metadata=meta,
-            )
-            commit.tree_id = hash_blob(TREE, tree.encode())
-            self.store.put_blobs([(TREE, tree.encode()), (COMMIT, commit.encode())])
-            commit.commit_hash = hash_blob(COMMIT, commit.encode())
-            with self.database.transaction() as tx:
-                self.refs.update_head(
-                    tx,
-                    commit.commit_hash,
-                    head,
-                    f"commit{' (initial)' if not head.commit else ''}: {_first_line(message)}",
-                )
-                self.staging.clear_committed(tx, changes)
-        self._commits[commit.commit_hash] = commit
-        self.store.schedule_maintenance()
-        return commit.commit_hash
+        return self.writer.commit_staged(message, author, metadata, allow_empty=allow_empty)
 
     # -- reading ------------------------------------------------------------------------------
     def list_weights(self, ref: str = HEAD, layers: str | Sequence[str] | None = None) -> list[str]:
@@ -848,21 +776,7 @@ class Repository:
         author: str | None,
         metadata: Mapping[str, Any] | None,
     ) -> Commit:
-        commit = Commit(
-            tree_id=self.store.put_blob(TREE, tree.encode()),
-            parent_hashes=parents,
-            author=author or self.default_author(),
-            timestamp=time.time(),
-            message=message,
-            metadata=dict(metadata or {}),
-        )
-        commit.commit_hash = self.store.put_blob(COMMIT, commit.encode())
-        self._commits[commit.commit_hash] = commit
-        return commit
-
-
-def _first_line(message: str) -> str:
-    return message.strip().splitlines()[0] if message.strip() else ""
+        return self.writer.write_commit(tree, parents, message, author, metadata)
 
 
 def _select(names: list[str], layers: str | Sequence[str] | None) -> list[str]:
@@ -870,16 +784,6 @@ def _select(names: list[str], layers: str | Sequence[str] | None) -> list[str]:
         return names
     patterns = [layers] if isinstance(layers, str) else list(layers)
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-
-
-def _check_weight_name(name: object) -> None:
-    if not isinstance(name, str) or not name:
-        raise InvalidNameError(
-            f"weight names must be non-empty strings, got {name!r}",
-            hint="use the state_dict key, e.g. 'encoder.layer.0.weight'",
-        )
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        raise InvalidNameError(f"weight name {name!r} contains a control character")
 
 
 def _find_root(start: Path) -> Path:

@@ -13,7 +13,17 @@ import time
 from dataclasses import dataclass
 
 from coral.version_control.database import Database
-from coral.version_control.objects import Tree, TreeEntry, canonical_json
+from coral.version_control.objects import FileEntry, Tree, TreeEntry, canonical_json
+
+FILES_COMPONENT = "staged_files"
+FILES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS staged_files (
+    path       TEXT PRIMARY KEY,
+    blob_id    TEXT,              -- NULL: the file is removed by the next commit
+    size       INTEGER NOT NULL,
+    staged_at  REAL NOT NULL
+);
+"""
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,61 @@ class StagingArea:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._files_ready = False
+        self._files()  # outside any transaction: a first open creates the table
+
+    def _files(self) -> None:
+        if not self._files_ready:
+            self.db.ensure_component(FILES_COMPONENT, 1, FILES_SCHEMA)
+            self._files_ready = True
+
+    # -- model files ---------------------------------------------------------------------------
+    def file_changes(self, conn: sqlite3.Connection | None = None) -> dict[str, FileEntry | None]:
+        """Staged model files by path (None: removed)."""
+        self._files()
+        c = conn or self.db.connection()
+        rows = c.execute("SELECT path, blob_id, size FROM staged_files ORDER BY path").fetchall()
+        return {p: FileEntry(p, b, n) if b is not None else None for p, b, n in rows}
+
+    def stage_files(self, conn: sqlite3.Connection, files: list[FileEntry], base: Tree) -> None:
+        """Stage model files; one identical to `base`'s only drops its staged change."""
+        self._files()
+        now = time.time()
+        for f in files:
+            if base.files.get(f.path) == f:
+                conn.execute("DELETE FROM staged_files WHERE path=?", (f.path,))
+            else:
+                conn.execute(
+                    "INSERT OR REPLACE INTO staged_files VALUES (?, ?, ?, ?)",
+                    (f.path, f.blob_id, f.size, now),
+                )
+
+    def stage_file_removal(self, conn: sqlite3.Connection, path: str, base: Tree) -> None:
+        self._files()
+        if path in base.files:
+            conn.execute(
+                "INSERT OR REPLACE INTO staged_files VALUES (?, NULL, 0, ?)", (path, time.time())
+            )
+        else:
+            conn.execute("DELETE FROM staged_files WHERE path=?", (path,))
+
+    def clear_committed_files(
+        self, conn: sqlite3.Connection, committed: dict[str, FileEntry | None]
+    ) -> None:
+        current = self.file_changes(conn)
+        for path, entry in committed.items():
+            if path in current and current[path] == entry:
+                conn.execute("DELETE FROM staged_files WHERE path=?", (path,))
+
+    def unstage_files(self, conn: sqlite3.Connection, paths: list[str] | None = None) -> int:
+        self._files()
+        if paths is None:
+            return conn.execute("DELETE FROM staged_files").rowcount
+        return sum(
+            conn.execute("DELETE FROM staged_files WHERE path=?", (p,)).rowcount for p in paths
+        )
+
+    # -- tensors -------------------------------------------------------------------------------
 
     def changes(self, conn: sqlite3.Connection | None = None) -> dict[str, StagedChange]:
         c = conn or self.db.connection()
@@ -51,7 +116,11 @@ class StagingArea:
         return out
 
     def is_empty(self) -> bool:
-        return self.db.query("SELECT 1 FROM staging LIMIT 1") == []
+        self._files()
+        return (
+            self.db.query("SELECT 1 FROM staging LIMIT 1") == []
+            and self.db.query("SELECT 1 FROM staged_files LIMIT 1") == []
+        )
 
     def tensor_ids(self) -> set[str]:
         return {
@@ -94,12 +163,23 @@ class StagingArea:
                 conn.execute("DELETE FROM staging WHERE name=?", (name,))
 
 
-def apply_changes(base: Tree, changes: dict[str, StagedChange]) -> Tree:
-    """The tree that results from applying staged `changes` to `base`."""
+def apply_changes(
+    base: Tree,
+    changes: dict[str, StagedChange],
+    file_changes: dict[str, FileEntry | None] | None = None,
+) -> Tree:
+    """The tree that results from applying staged `changes` (and file changes) to `base`;
+    files not staged are carried over from `base`."""
     entries = dict(base.entries)
     for name, change in changes.items():
         if change.entry is None:
             entries.pop(name, None)
         else:
             entries[name] = change.entry
-    return Tree(entries)
+    files = dict(base.files)
+    for path, entry in (file_changes or {}).items():
+        if entry is None:
+            files.pop(path, None)
+        else:
+            files[path] = entry
+    return Tree(entries, files)

@@ -1,0 +1,64 @@
+"""`coral import`: stage a checkpoint file or model folder and commit it, in one step."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coral.errors import CoralError, NothingToCommitError
+from coral.porcelain.add import AddResult, Advance, LoadedCheckpoint, add_paths, load_paths
+from coral.version_control.repository import Repository
+
+
+@dataclass
+class ImportResult:
+    commit_hash: str
+    message: str
+    added: AddResult
+
+
+def import_checkpoint(
+    repo: Repository,
+    path: Path,
+    *,
+    message: str | None = None,
+    author: str | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    prefix: str = "",
+    replace: bool = False,
+    progress: Advance | None = None,
+    loaded: LoadedCheckpoint | None = None,
+) -> ImportResult:
+    """Stage `path` (tensors and, for a folder, its model files) and commit it; the commit
+    records where it came from under metadata["import"]."""
+    ckpt = loaded if loaded is not None else load_paths([path], prefix)[0]
+    if not ckpt.weights:
+        raise CoralError(
+            f"no tensors found in {path}",
+            hint="check that the checkpoint holds tensors (a state_dict)",
+        )
+    added = add_paths(
+        repo, [path], prefix=prefix, replace=replace, progress=progress, loaded=[ckpt]
+    )
+    info: dict[str, Any] = {
+        "source": str(path),
+        "format": ckpt.format,
+        "files": [str(f) for f in ckpt.sources],
+    }
+    if ckpt.metadata:
+        info["metadata"] = ckpt.metadata
+    metadata: dict[str, Any] = {"import": info}
+    if metrics:
+        metadata["metrics"] = dict(metrics)
+    msg = message or f"Import {path}"
+    try:
+        commit_hash = repo.commit(msg, author=author, metadata=metadata, allow_empty=False)
+    except NothingToCommitError:
+        raise NothingToCommitError(
+            f"{path} holds the same tensors and files as HEAD: nothing to commit",
+            hint="HEAD already holds them (`coral show HEAD` lists them)"
+            + ("; --replace also removes HEAD tensors the checkpoint lacks" if not replace else ""),
+        ) from None
+    return ImportResult(commit_hash, msg, added)
