@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
-from coral.errors import CorruptObjectError, InvalidNameError
+from coral.errors import CorruptObjectError, InvalidNameError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
 from coral.storage.chunk_format import ChunkHeader, decode_chunk, parse_header
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack import KINDS, NOT_A_CHUNK, PackWriter
+from coral.storage.store_stats import MAX_DEPTH  # the readers' limit: deeper is unreadable
 
 if TYPE_CHECKING:
     from coral.storage.pack_store import PackStore
 
 Record = tuple[str, str, bytes]  # (kind, id, stored bytes)
-MAX_CHAIN = 1024  # a longer reference chain in received data is treated as damage
 
 
 def install(store: PackStore, records: Iterable[Record]) -> int:
@@ -103,6 +103,7 @@ class _TensorVerifier:
                 if cid in self.uses:
                     self.uses[cid] += 1
         self.raws: dict[str, Future[np.ndarray]] = {}
+        self.decoded: set[str] = set()  # verified at least once (raws may have let go of it)
         self.lock = threading.Lock()
 
     def run(self) -> list[tuple[str, int, tuple[str, ...]]]:
@@ -112,42 +113,60 @@ class _TensorVerifier:
         for fut in [self.store.pool.submit(self._verify_tensor, t) for t in tensors]:
             fut.result()
         for cid in chunk_order:  # chunks no received tensor uses
-            if cid not in self.raws:
+            if cid not in self.decoded:
                 self._raw(cid, release=False)
                 with self.lock:
                     if self.uses[cid] <= 0:
-                        self.raws[cid] = _DONE
+                        self.raws.pop(cid, None)
         out = [(c, int(self.heads[c].encoding), tuple(self.heads[c].refs)) for c in chunk_order]
         return out + [(t, NOT_A_CHUNK, ()) for t in tensors]
 
     # -- ordering --------------------------------------------------------------------------
     def _chunk_order(self) -> list[str]:
-        """Chunks with their references first; a cycle or an absurd chain is damage."""
+        """Chunks with their references first; a cycle, or a chain deeper than readers follow
+        (counting stored bases), is damage."""
         order: list[str] = []
-        state: dict[str, int] = {}  # 1 visiting, 2 done
+        depth: dict[str, int] = {}  # chain length down to a FULL chunk, once known
+        visiting: set[str] = set()
         for start in self.chunks:
             stack: list[tuple[str, int]] = [(start, 0)]
             while stack:
                 oid, i = stack.pop()
-                refs = [r for r in self.heads[oid].refs if r in self.chunks]
+                refs = self.heads[oid].refs
                 if i == 0:
-                    if state.get(oid) == 2:
+                    if oid in depth:
                         continue
-                    if state.get(oid) == 1 or len(stack) > MAX_CHAIN:
+                    if oid in visiting:
                         raise CorruptObjectError(oid, None, "received chunks reference in a cycle")
-                    state[oid] = 1
+                    visiting.add(oid)
                 if i < len(refs):
                     stack.append((oid, i + 1))
-                    if state.get(refs[i]) != 2:
-                        if state.get(refs[i]) == 1:
+                    ref = refs[i]
+                    if ref in self.chunks and ref not in depth:
+                        if ref in visiting:
                             raise CorruptObjectError(
                                 oid, None, "received chunks reference in a cycle"
                             )
-                        stack.append((refs[i], 0))
+                        stack.append((ref, 0))
                     continue
-                state[oid] = 2
+                visiting.discard(oid)
+                depth[oid] = 1 + max((self._base_depth(r, depth) for r in refs), default=-1)
+                if depth[oid] > MAX_DEPTH:
+                    raise CorruptObjectError(
+                        oid, None, f"received delta chain is deeper than {MAX_DEPTH}"
+                    )
                 order.append(oid)
         return order
+
+    def _base_depth(self, ref: str, depth: dict[str, int]) -> int:
+        if ref in depth:
+            return depth[ref]
+        if self.store._has(CHUNK, ref):
+            try:
+                return self.store.chain_depth(ref)
+            except (CorruptObjectError, ObjectNotFoundError):
+                return 0
+        return 0  # neither received nor stored: decoding it says so
 
     def _tensor_order(self, chunk_order: list[str]) -> list[str]:
         """Tensors in the order their first new chunk is decoded (delta bases first)."""
@@ -162,21 +181,33 @@ class _TensorVerifier:
     def _verify_tensor(self, tensor_id: str) -> None:
         manifest = self.manifests[tensor_id]
         hasher = TensorHasher(manifest.dtype, manifest.shape)
-        for cid in manifest.chunks:
+        for i, cid in enumerate(manifest.chunks):
             if cid in self.chunks:
-                hasher.update(self._raw(cid).data)
+                raw = self._raw(cid)
             elif self.store._has(CHUNK, cid):
-                hasher.update(self.store._chunk_raw(cid)[0].data)
+                raw = self.store._chunk_raw(cid)[0]
             else:
                 raise CorruptObjectError(tensor_id, None, f"received tensor lacks chunk {cid}")
+            start, end = manifest.chunk_span(i)
+            if raw.nbytes != end - start:
+                raise CorruptObjectError(
+                    tensor_id,
+                    None,
+                    f"received manifest puts {end - start} bytes where chunk {cid} has "
+                    f"{raw.nbytes}",
+                )
+            hasher.update(raw.data)
         if hasher.hexdigest() != tensor_id:
             raise CorruptObjectError(tensor_id, None, "received tensor does not match its name")
 
     def _raw(self, chunk_id: str, *, release: bool = True) -> np.ndarray:
         """A received chunk's verified raw bytes (its undecoded bases first, deepest first,
         so decoding never recurses down a chain); `release` counts one use of it."""
-        for base in self._undecoded_bases(chunk_id):
-            self._get(base)
+        if chunk_id not in self.raws:
+            for base in self._undecoded_bases(chunk_id):
+                if chunk_id in self.raws:
+                    break  # another thread got to it first
+                self._get(base)
         raw = self._get(chunk_id)
         if release:
             self._release(chunk_id)
@@ -192,6 +223,8 @@ class _TensorVerifier:
         if owner:
             try:
                 fut.set_result(self._decode(chunk_id))
+                with self.lock:
+                    self.decoded.add(chunk_id)
             except BaseException as exc:
                 fut.set_exception(exc)
         return fut.result()
@@ -216,14 +249,20 @@ class _TensorVerifier:
     def _release(self, chunk_id: str) -> None:
         with self.lock:
             self.uses[chunk_id] -= 1
-            if self.uses[chunk_id] <= 0 and chunk_id in self.raws:
-                self.raws[chunk_id] = _DONE
+            fut = self.raws.get(chunk_id)
+            if self.uses[chunk_id] <= 0 and fut is not None and fut.done():
+                del self.raws[chunk_id]  # asked for again (a race): decoded again
 
     def _decode(self, chunk_id: str) -> np.ndarray:
         def load_ref(ref: str) -> np.ndarray:
             if ref in self.chunks:
                 return self._raw(ref)
-            return self.store._chunk_raw(ref)[0]
+            try:
+                return self.store._chunk_raw(ref)[0]
+            except ObjectNotFoundError:
+                raise CorruptObjectError(
+                    chunk_id, None, f"received chunk's delta base {ref} was neither sent nor stored"
+                ) from None
 
         try:
             raw = decode_chunk(self.chunks[chunk_id], load_ref)
@@ -232,12 +271,3 @@ class _TensorVerifier:
         if hash_chunk(raw.data) != chunk_id:
             raise CorruptObjectError(chunk_id, None, "received chunk does not match its name")
         return raw
-
-
-def _done() -> Future[np.ndarray]:
-    fut: Future[np.ndarray] = Future()
-    fut.set_exception(RuntimeError("received chunk released before its last use"))
-    return fut
-
-
-_DONE = _done()
