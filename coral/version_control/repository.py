@@ -12,24 +12,17 @@ from __future__ import annotations
 import fnmatch
 import getpass
 import os
-import time
-import tomllib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from coral.core.hashing import is_hash
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import (
-    AmbiguousRefError,
-    CoralError,
-    FormatVersionError,
     NotARepositoryError,
     ObjectNotFoundError,
-    RefNotFoundError,
     RepositoryExistsError,
 )
 from coral.storage.pack_store import PackStore
@@ -37,8 +30,6 @@ from coral.version_control import history, pruning
 from coral.version_control.database import FORMAT_VERSION, Database
 from coral.version_control.diff import DiffResult, diff_trees
 from coral.version_control.errors import (
-    BranchNotMergedError,
-    CurrentBranchError,
     DirtyStagingError,
     WeightNotFoundError,
 )
@@ -46,22 +37,27 @@ from coral.version_control.locking import RepositoryLock
 from coral.version_control.objects import (
     COMMIT,
     FILE,
-    TAG,
     TREE,
     Commit,
     FileEntry,
-    Tag,
     Tree,
     TreeEntry,
 )
-from coral.version_control.refnames import HEAD, check_name, parse_ref
-from coral.version_control.refs import Branch, HeadState, ReflogEntry, RefStore
-from coral.version_control.remote_refs import TrackingRefs, resolve_tracking
+from coral.version_control.ref_ops import BranchesAndTags
+from coral.version_control.refnames import HEAD, check_name
+from coral.version_control.refs import HeadState, RefStore
+from coral.version_control.remote_refs import TrackingRefs
+from coral.version_control.repo_config import (
+    CORAL_DIR,
+    DB_FILE,
+    find_root,
+    open_store,
+    read_config,
+)
+from coral.version_control.resolve import RefResolver
 from coral.version_control.staging import StagedChange, StagingArea, apply_changes
 from coral.version_control.writer import CommitWriter
 
-CORAL_DIR = ".coral"
-DB_FILE = "coral.db"
 CONFIG_FILE = "config.toml"
 OBJECTS_DIR = "objects"
 LOCK_FILE = "lock"
@@ -103,7 +99,7 @@ class RepositoryStatus:
         }
 
 
-class Repository:
+class Repository(BranchesAndTags):
     """A Coral repository: commits of named tensors, branches, tags, merges.
 
     `Repository(path)` opens the repository at `path` or the nearest parent holding `.coral`;
@@ -123,21 +119,22 @@ class Repository:
             self.path = start
             self._create(default_branch)
         else:
-            self.path = _find_root(start)
+            self.path = find_root(start)
         self.coral_dir = self.path / CORAL_DIR
         self.db_path = self.coral_dir / DB_FILE
         self.config_path = self.coral_dir / CONFIG_FILE
-        self.config = _read_config(self.config_path)
+        self.config = read_config(self.config_path)
         self.database = Database(self.db_path)
         self.database.check_format()
         self.refs = RefStore(self.database)
         self.staging = StagingArea(self.database)
         self.lock = RepositoryLock(self.coral_dir / LOCK_FILE)
-        self.store: PackStore = _open_store(self.coral_dir / OBJECTS_DIR, self.config)
+        self.store: PackStore = open_store(self.coral_dir / OBJECTS_DIR, self.config)
         self.store.repository = self  # remotes take a store and need its refs
         self.remote_refs = TrackingRefs(self.database)
         self._commits: OrderedDict[str, Commit] = OrderedDict()
         self._trees: OrderedDict[str, Tree] = OrderedDict()
+        self.resolver = RefResolver(self.refs, self.database, self.store, self.read_commit)
         self.writer = CommitWriter(self)
         self.writer.on_commit.append(self._remember)
 
@@ -243,11 +240,6 @@ class Repository:
         return self.read_tree(self.read_commit(head.commit).tree_id) if head.commit else Tree()
 
     # -- refs ---------------------------------------------------------------------------------
-    @property
-    def current_branch(self) -> str | None:
-        """The branch HEAD is attached to (None when detached)."""
-        return self.refs.head().branch
-
     def head(self) -> HeadState:
         return self.refs.head()
 
@@ -258,191 +250,7 @@ class Repository:
     def resolve_ref(self, ref: str) -> str:
         """Full commit hash of `ref`: branch, tag, full or unique short hash (≥4), HEAD,
         and any of them followed by ~N, ^ or ^N (e.g. `HEAD~3`, `main^2`, `v1.0^^`)."""
-        if not isinstance(ref, str):
-            raise RefNotFoundError(f"a ref must be a string, not {type(ref).__name__}")
-        expr = parse_ref(ref)
-        commit = self._resolve_base(expr.base, ref)
-        for step in expr.steps:
-            if step.op == "~":
-                for i in range(step.n):
-                    parents = self.read_commit(commit).parent_hashes
-                    if not parents:
-                        raise RefNotFoundError(
-                            f"{ref}: {commit[:10]} has no parent (went back {i} of {step.n})",
-                            hint="the history is shorter than that; see `coral log`",
-                        )
-                    commit = parents[0]
-            elif step.n > 0:
-                parents = self.read_commit(commit).parent_hashes
-                if len(parents) < step.n:
-                    raise RefNotFoundError(
-                        f"{ref}: {commit[:10]} has {len(parents)} parent(s), not {step.n}",
-                        hint="^2 names the second parent of a merge commit",
-                    )
-                commit = parents[step.n - 1]
-        return commit
-
-    def _resolve_base(self, base: str, ref: str) -> str:
-        if base == HEAD:
-            head = self.refs.head()
-            if head.commit is None:
-                raise RefNotFoundError(
-                    f"HEAD has no commits yet (branch {head.branch!r} is unborn)",
-                    hint="stage weights and commit first",
-                )
-            return head.commit
-        for prefix in ("refs/heads/", "heads/"):
-            if base.startswith(prefix):
-                tip = self.refs.branch_tip(base[len(prefix) :])
-                if tip:
-                    return tip
-        for prefix in ("refs/tags/", "tags/"):
-            if base.startswith(prefix):
-                tag = self.refs.get_tag(base[len(prefix) :])
-                if tag:
-                    return tag.commit_hash
-        tip = self.refs.branch_tip(base)
-        if tip is not None:
-            return tip
-        tag = self.refs.get_tag(base)
-        if tag is not None:
-            return tag.commit_hash
-        tracked = resolve_tracking(self.database, base) if "/" in base else None
-        if tracked is not None:
-            return tracked
-        lowered = base.lower()
-        if all(c in "0123456789abcdef" for c in lowered) and len(lowered) >= _MIN_SHORT_HASH:
-            if is_hash(lowered):
-                if self.store.has_blob(COMMIT, lowered):
-                    return lowered
-            else:
-                matches = self._commits_with_prefix(lowered)
-                if len(matches) == 1:
-                    return matches[0]
-                if len(matches) > 1:
-                    shown = ", ".join(m[:12] for m in matches[:5])
-                    raise AmbiguousRefError(
-                        f"short hash {base!r} matches {len(matches)} commits: {shown}"
-                    )
-        raise RefNotFoundError(f"unknown ref {ref!r}: no branch, tag or commit named {base!r}")
-
-    def _commits_with_prefix(self, prefix: str) -> list[str]:
-        return sorted(c for c in self.store.list_blobs(COMMIT) if c.startswith(prefix))
-
-    def list_branches(self) -> list[Branch]:
-        """Every branch with a commit, sorted by name (`is_current` marks HEAD's)."""
-        return self.refs.list_branches()
-
-    def create_branch(self, name: str, from_ref: str | None = None) -> Branch:
-        """Create branch `name` at `from_ref` (default HEAD). Does not check it out."""
-        check_name(name, "branch")
-        target = self.resolve_ref(from_ref or HEAD)
-        with self.database.transaction() as tx:
-            self.refs.create_branch(tx, name, target, f"branch: created from {from_ref or HEAD}")
-        return Branch(name, target, name == self.current_branch)
-
-    def delete_branch(self, name: str, force: bool = False) -> str:
-        """Delete branch `name`; refuses the current branch and (unless force) unmerged work.
-
-        Returns the commit the branch pointed at (still reachable through the reflog)."""
-        head = self.refs.head()
-        if head.branch == name:
-            raise CurrentBranchError(f"cannot delete branch {name!r}: HEAD is on it")
-        tip = self.refs.branch_tip(name)
-        if tip is None:
-            raise RefNotFoundError(f"branch {name!r} not found")
-        if not force:
-            others = [
-                c for r, c in self.refs.all_ref_targets().items() if r != f"refs/heads/{name}"
-            ]
-            if head.commit:
-                others.append(head.commit)
-            if not any(history.is_ancestor(self.read_commit, tip, o) for o in set(others)):
-                raise BranchNotMergedError(
-                    f"branch {name!r} ({tip[:10]}) is not merged into any other ref"
-                )
-        with self.database.transaction() as tx:
-            return self.refs.delete_branch(tx, name)
-
-    def tag_version(
-        self,
-        name: str,
-        description: str | None = None,
-        metrics: Mapping[str, Any] | None = None,
-        ref: str = HEAD,
-        *,
-        force: bool = False,
-        tagger: str | None = None,
-    ) -> Tag:
-        """Create an annotated tag (description + metrics) on `ref`; kept as a "tag" object too."""
-        check_name(name, "tag")
-        commit = self.resolve_ref(ref)
-        tag = Tag(
-            name=name,
-            commit_hash=commit,
-            description=description,
-            metrics=dict(metrics or {}),
-            tagger=tagger or self.default_author(),
-            created_at=time.time(),
-        )
-        with self.write_lock():
-            tag.tag_id = self.store.put_blob(TAG, tag.encode())
-            with self.database.transaction() as tx:
-                self.refs.create_tag(tx, tag, force=force)
-        return tag
-
-    def adopt_tag(self, name: str, commit: str, tag_id: str | None, info: Mapping[str, Any]) -> Tag:
-        """Record a tag fetched from a remote (its tag object, when stored, says it all)."""
-        if tag_id and self.store.has_blob(TAG, tag_id):
-            tag = Tag.decode(self.store.get_blob(TAG, tag_id), tag_id)
-        else:
-            tag = Tag(
-                name=name,
-                commit_hash=commit,
-                description=info.get("description"),
-                metrics=dict(info.get("metrics") or {}),
-                tagger=None,
-                created_at=time.time(),
-            )
-        with self.write_lock(), self.database.transaction() as tx:
-            self.refs.create_tag(tx, tag)
-        return tag
-
-    def fast_forward(
-        self, branch: str, new: str, expected: str | None, message: str, *, attach: bool = False
-    ) -> None:
-        """Move (or create) `branch` from `expected` to the commit `new` (compare-and-swap);
-        `attach` also points HEAD at it (a first pull into an empty repository)."""
-        with self.write_lock(), self.database.transaction() as tx:
-            if expected is None:
-                self.refs.create_branch(tx, branch, new, message)
-            else:
-                self.refs.update_branch(tx, branch, new, expected, message)
-            if attach:
-                self.refs.set_head(tx, branch=branch, message=message)
-
-    def get_tag(self, name: str) -> Tag:
-        tag = self.refs.get_tag(name)
-        if tag is None:
-            raise RefNotFoundError(f"tag {name!r} not found")
-        return tag
-
-    def list_tags(self) -> list[Tag]:
-        """Every tag (with description and metrics), sorted by name."""
-        return self.refs.list_tags()
-
-    def delete_tag(self, name: str) -> Tag:
-        with self.database.transaction() as tx:
-            return self.refs.delete_tag(tx, name)
-
-    def reflog(self, ref: str = HEAD, limit: int | None = None) -> list[ReflogEntry]:
-        """Movements of `ref` ("HEAD" or a branch name), newest first."""
-        return self.refs.reflog(ref, limit)
-
-    def expire_reflog(self, older_than: float = 0.0) -> int:
-        """Forget reflog entries older than `older_than` seconds (0: all), so that gc may remove
-        commits only the reflog still reached; returns how many entries were dropped."""
-        return self.refs.expire_reflog(time.time() - older_than)
+        return self.resolver.resolve(ref)
 
     # -- staging ------------------------------------------------------------------------------
     def _remember(self, commit: Commit) -> None:
@@ -784,51 +592,6 @@ def _select(names: list[str], layers: str | Sequence[str] | None) -> list[str]:
         return names
     patterns = [layers] if isinstance(layers, str) else list(layers)
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-
-
-def _find_root(start: Path) -> Path:
-    if start.name == CORAL_DIR and (start / DB_FILE).exists():
-        return start.parent
-    for candidate in (start, *start.parents):
-        if (candidate / CORAL_DIR / DB_FILE).is_file():
-            return candidate
-    raise NotARepositoryError(f"not a Coral repository (or any parent up to /): {start}")
-
-
-def _read_config(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        config = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CoralError(f"cannot read {path}: {exc}", hint="fix or delete the file") from exc
-    core = config.get("core", {})
-    found = core.get("format_version") if isinstance(core, dict) else None
-    if isinstance(found, int) and found > FORMAT_VERSION:
-        raise FormatVersionError(
-            f"repository format {found} (in {path}) is newer than this Coral supports "
-            f"({FORMAT_VERSION})"
-        )
-    return config
-
-
-def _open_store(root: Path, config: Mapping[str, Any]) -> PackStore:
-    from coral.storage.config import StoreConfig
-
-    settings = config.get("storage", {}) if isinstance(config.get("storage"), dict) else {}
-    valid = [f.name for f in fields(StoreConfig)]
-    unknown = sorted(k for k in settings if k not in valid)
-    if unknown:
-        raise CoralError(
-            f"unknown [storage] setting{'s' if len(unknown) > 1 else ''} in config.toml: "
-            + ", ".join(repr(k) for k in unknown),
-            hint=f"fix the spelling in .coral/config.toml; valid keys: {', '.join(valid)}",
-        )
-    try:
-        store_config = StoreConfig(**settings)
-    except (TypeError, ValueError) as exc:
-        raise CoralError(f"bad [storage] settings in config.toml: {exc}") from exc
-    return PackStore(root, store_config)
 
 
 def weights_equal(a: Mapping[str, WeightTensor], b: Mapping[str, WeightTensor]) -> bool:
