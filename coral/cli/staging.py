@@ -49,6 +49,7 @@ def add(
 ) -> None:
     """Stage the tensors of checkpoint files or folders (and a model folder's files:
     config.json, tokenizer files, ...)."""
+    from coral.integrations.formats._common import tensor_bytes
     from coral.porcelain.add import add_paths, load_paths
 
     repo = open_repo()
@@ -62,7 +63,7 @@ def add(
             f"no tensors found in {', '.join(map(str, paths))}",
             hint="check that the checkpoint holds tensors (a state_dict)",
         )
-    total = sum(int(a.nbytes) for c in loaded for a in c.weights.values())
+    total = sum(tensor_bytes(c.weights) for c in loaded)
     with progress(f"staging {total_tensors} tensors ({human_bytes(total)})", total_tensors) as bar:
         result = add_paths(repo, paths, replace=replace, progress=bar, loaded=loaded)
     out().print(f"staged {total_tensors} tensors ({human_bytes(total)}): {result.describe()}")

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from coral.errors import CoralError
+from coral.integrations.formats._common import LazyTensors
 from coral.porcelain.model_files import model_files
 from coral.version_control.repository import Repository
 
@@ -24,7 +25,7 @@ class LoadedCheckpoint:
 
     path: Path
     format: str
-    weights: dict[str, np.ndarray]
+    weights: LazyTensors
     sources: list[Path]
     metadata: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
@@ -55,8 +56,8 @@ def load_paths(paths: Sequence[Path], prefix: str = "") -> list[LoadedCheckpoint
     out = []
     for path in paths:
         ckpt = load_checkpoint(path)
-        weights: dict[str, np.ndarray] = {}
-        for name, arr in ckpt.weights.items():
+        weights = LazyTensors()  # read tensor by tensor while staging: memory stays bounded
+        for name in ckpt.weights:
             full = prefix + name
             if full in seen:
                 raise CoralError(
@@ -64,7 +65,7 @@ def load_paths(paths: Sequence[Path], prefix: str = "") -> list[LoadedCheckpoint
                     hint="add them one at a time, or give each a --prefix",
                 )
             seen.add(full)
-            weights[full] = arr
+            weights.take(name, ckpt.weights, full)
         files = model_files(Path(path)) if Path(path).is_dir() else {}
         out.append(
             LoadedCheckpoint(
@@ -87,7 +88,10 @@ def add_paths(
     config.json, tokenizer files, ...). With `replace`, HEAD's tensors and files missing from
     them are staged for removal."""
     checkpoints = loaded if loaded is not None else load_paths(paths, prefix)
-    weights = {n: a for c in checkpoints for n, a in c.weights.items()}
+    weights = LazyTensors()
+    for c in checkpoints:
+        for name in c.weights:
+            weights.take(name, c.weights)
     counts = stage_weights(repo, weights, progress)
     files = {p: f for c in checkpoints for p, f in c.files.items()}
     if files:

@@ -280,8 +280,8 @@ class Remote:
     def _fetch_history(
         self, store: PackStore, index: dict[str, Location], progress: Progress | None
     ) -> dict[str, bytes]:
-        """Every commit, tree, tag and model file on the remote that this store lacks, in one parallel
-        pass, each verified against its name (they are parsed next)."""
+        """Every commit, tree, tag and model file on the remote that this store lacks, in one
+        parallel pass, each verified against its name (they are parsed next)."""
         wanted = [
             oid
             for oid, loc in index.items()

@@ -129,7 +129,7 @@ def _read_framework(path: Path, fmt: str) -> dict[str, np.ndarray]:
 
 def load_weights(path: str | Path) -> dict[str, np.ndarray]:
     """Every tensor of a checkpoint file or folder as numpy arrays, bit-exact."""
-    return load_checkpoint(path).weights
+    return dict(load_checkpoint(path).weights)
 
 
 def save_weights(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +17,55 @@ from coral.core.weight_tensor import WeightTensor
 from coral.errors import InvalidFileError, InvalidNameError, UnsafeFileError
 
 
+class LazyTensors(Mapping[str, np.ndarray]):
+    """name -> array, each read from its file when asked for (and not kept): a reader streams
+    a checkpoint bigger than memory tensor by tensor."""
+
+    def __init__(self) -> None:
+        self._loaders: dict[str, Callable[[], np.ndarray]] = {}
+        self._sizes: dict[str, int] = {}
+
+    def add(self, name: str, loader: Callable[[], np.ndarray], nbytes: int) -> None:
+        self._loaders[name] = loader
+        self._sizes[name] = nbytes
+
+    def take(self, name: str, source: Mapping[str, np.ndarray], as_name: str | None = None) -> None:
+        """Add `name` of another mapping (as `as_name`) without reading it if it is lazy."""
+        target = as_name or name
+        if isinstance(source, LazyTensors):
+            self._loaders[target] = source._loaders[name]
+            self._sizes[target] = source._sizes[name]
+        else:
+            value = source[name]
+            self._loaders[target] = lambda: value
+            self._sizes[target] = int(value.nbytes)
+
+    def nbytes(self, name: str) -> int:
+        """Size of a tensor without reading it."""
+        return self._sizes[name]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._loaders[name]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+
+def tensor_bytes(weights: Mapping[str, np.ndarray]) -> int:
+    """Total size of a mapping's tensors (lazy ones not read)."""
+    if isinstance(weights, LazyTensors):
+        return sum(weights.nbytes(n) for n in weights)
+    return sum(int(a.nbytes) for a in weights.values())
+
+
 @dataclass
 class Checkpoint:
     """What a checkpoint file or folder holds: named arrays plus free-form metadata."""
 
-    weights: dict[str, np.ndarray]
+    weights: Mapping[str, np.ndarray]  # a LazyTensors for files read tensor by tensor
     metadata: dict[str, Any] = field(default_factory=dict)
     format: str = ""
     files: list[Path] = field(default_factory=list)

@@ -20,6 +20,7 @@ from coral.core.dtypes import FROM_SAFETENSORS, SAFETENSORS_CODES, dtype_name, n
 from coral.errors import InvalidFileError, UnsupportedDtypeError
 from coral.integrations.formats._common import (
     Checkpoint,
+    LazyTensors,
     atomic_write,
     check_member_file,
     check_tensor_name,
@@ -105,15 +106,25 @@ def read_safetensors(path: Path) -> Checkpoint:
         for (_, prev_end, prev), (start, _, cur) in pairwise(spans):
             if start < prev_end:
                 raise InvalidFileError(f"{path}: tensors {prev!r} and {cur!r} overlap")
-        weights: dict[str, np.ndarray] = {}
+        weights = LazyTensors()
         for name, dtype, shape, start, _end in entries:
-            arr = np.empty(shape, dtype=dtype)
-            buf = raw_bytes(arr)
-            f.seek(data_start + start)
-            if buf.nbytes and f.readinto(buf) != buf.nbytes:
-                raise InvalidFileError(f"{path}: truncated while reading tensor {name!r}")
-            weights[name] = arr
+            weights.add(name, _reader(path, dtype, shape, data_start + start), _end - start)
     return Checkpoint(weights, {str(k): v for k, v in raw_meta.items()}, "safetensors", [path])
+
+
+def _reader(path: Path, dtype: Any, shape: Any, offset: int) -> Callable[[], np.ndarray]:
+    """Reads one tensor when called (imports stream tensor by tensor, memory stays bounded)."""
+
+    def read() -> np.ndarray:
+        arr = np.empty(shape, dtype=dtype)
+        buf = raw_bytes(arr)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            if buf.nbytes and f.readinto(buf) != buf.nbytes:
+                raise InvalidFileError(f"{path}: truncated while reading a tensor at {offset}")
+        return arr
+
+    return read
 
 
 def _header_value(value: Any) -> str:
@@ -185,12 +196,12 @@ def read_sharded(
         if not shard_path.is_file():
             raise InvalidFileError(f"{index_path}: shard {shard} is missing")
         shards[shard] = read_shard(shard_path)
-    weights: dict[str, np.ndarray] = {}
+    weights = LazyTensors()
     for name, shard in weight_map.items():
         check_tensor_name(name, index_path)
         if name not in shards[shard].weights:
             raise InvalidFileError(f"{index_path}: tensor {name!r} is not in shard {shard}")
-        weights[name] = shards[shard].weights[name]
+        weights.take(name, shards[shard].weights)
     for shard, ckpt in shards.items():
         extra = set(ckpt.weights) - set(weights)
         if extra:
