@@ -11,7 +11,7 @@ from typing import Any
 
 from coral.errors import CoralError
 from coral.integrations.formats import FORMATS, detect_format, save_weights
-from coral.integrations.formats._common import atomic_write
+from coral.integrations.formats._common import LazyArray, atomic_write
 from coral.integrations.pytorch import model_weights
 from coral.training.state import TRAINING_KEY
 from coral.version_control.objects import FILE
@@ -63,12 +63,14 @@ def export_commit(
             hint=f"list the tensors with `coral show {ref}`"
             + (", or pass --include-training-state" if held_back else ""),
         )
-    arrays = {}
+    kind = fmt or detect_format(path)
+    streamed = kind in ("hf", "safetensors", "sharded")
+    arrays: dict[str, Any] = {}
     for name, w in chosen.items():
-        arrays[name] = w.data
-        if progress:
+        arrays[name] = _lazy(repo, w, progress) if streamed else w.data
+        if progress and not streamed:
             progress(1)
-    folder = (fmt or detect_format(path)) == "hf"
+    folder = kind == "hf"
     files = repo.list_files(commit.commit_hash) if folder else {}
     metadata: dict[str, Any] = {"coral_commit": commit.commit_hash, "coral_ref": ref}
     if "config.json" not in files:  # commits made before model files were kept
@@ -89,6 +91,19 @@ def export_commit(
         written.append(target)
     total = sum(int(a.nbytes) for a in arrays.values())
     return ExportResult(commit.commit_hash, len(arrays), total, list(written), sorted(files))
+
+
+def _lazy(repo: Repository, weight: Any, progress: Advance | None) -> LazyArray:
+    """Read from the store when the writer reaches it (peak memory: about one tensor)."""
+    tensor_id = weight.metadata.hash
+
+    def load() -> Any:
+        data = repo.store.load(tensor_id).data
+        if progress:
+            progress(1)
+        return data
+
+    return LazyArray(weight.metadata.dtype, weight.metadata.shape, load)
 
 
 def config_of(repo: Repository, ref: str) -> dict[str, Any] | None:

@@ -45,3 +45,40 @@ def test_safetensors_checkpoint_is_read_lazily_and_staged_in_bounded_batches(
     got = repo.get_all_weights(result.commit_hash)
     assert all(got[n].data.tobytes() == a.tobytes() for n, a in arrays.items())
     repo.close()
+
+
+def test_export_reads_each_tensor_when_the_writer_reaches_it(tmp_path: Path, monkeypatch) -> None:
+    """A safetensors export holds about one tensor at a time: every tensor is loaded from the
+    store exactly once, interleaved with writing (never all before the file is opened)."""
+    from safetensors.numpy import load_file
+
+    from coral.porcelain import export_commit
+
+    rng = np.random.default_rng(1)
+    arrays = {f"w{i}": rng.standard_normal((32, 32)).astype(np.float32) for i in range(6)}
+    repo = Repository.init(tmp_path / "repo")
+    repo.add_all_weights(arrays)
+    repo.commit("six")
+    events: list[str] = []
+    load = repo.store.load
+
+    def counting_load(tid, *a, **kw):
+        events.append("load")
+        return load(tid, *a, **kw)
+
+    import coral.integrations.formats.safetensors_format as st
+
+    raw_bytes = st.raw_bytes
+
+    def counting_raw(arr):
+        events.append("write")
+        return raw_bytes(arr)
+
+    monkeypatch.setattr(repo.store, "load", counting_load)
+    monkeypatch.setattr(st, "raw_bytes", counting_raw)
+    result = export_commit(repo, "HEAD", tmp_path / "out.safetensors")
+    assert events.count("load") == 6
+    assert events == ["write", "load"] * 6  # each read as the writer reaches it
+    back = load_file(str(result.files[0]))
+    assert all(back[n].tobytes() == a.tobytes() for n, a in arrays.items())
+    repo.close()

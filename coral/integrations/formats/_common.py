@@ -54,6 +54,21 @@ class LazyTensors(Mapping[str, np.ndarray]):
         return len(self._loaders)
 
 
+class LazyArray:
+    """An array described by dtype and shape, read only when its bytes are written (exports
+    stream tensor by tensor); `np.asarray(lazy)` reads it, and nothing keeps it."""
+
+    def __init__(self, dtype: np.dtype, shape: tuple[int, ...], load: Callable[[], np.ndarray]):
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(d) for d in shape)
+        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self._load = load
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = self._load()
+        return arr if dtype is None else arr.astype(dtype)
+
+
 def tensor_bytes(weights: Mapping[str, np.ndarray]) -> int:
     """Total size of a mapping's tensors (lazy ones not read)."""
     if isinstance(weights, LazyTensors):
@@ -102,6 +117,8 @@ def as_array(value: Any, name: str) -> np.ndarray:
     """A little-endian C-contiguous numpy array from an array, WeightTensor or torch tensor."""
     if isinstance(value, WeightTensor):
         return value.data
+    if isinstance(value, LazyArray):  # written by the safetensors writer as it goes
+        return value  # type: ignore[return-value]
     if isinstance(value, np.ndarray) or np.isscalar(value):
         return canonical_array(np.asarray(value))
     if type(value).__module__.startswith("torch"):
