@@ -97,7 +97,7 @@ class RefResolver:
                 if len(matches) == 1:
                     return matches[0]
                 if len(matches) > 1:
-                    shown = ", ".join(m[:12] for m in matches[:5])
+                    shown = ", ".join(m[:10] for m in matches[:5])
                     raise AmbiguousRefError(
                         f"short hash {base!r} matches {len(matches)} commits: {shown}"
                     )
