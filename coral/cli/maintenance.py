@@ -141,7 +141,7 @@ def stats(
     totals.add_column(style="bold")
     totals.add_column(justify="right")
     totals.add_row("tensor versions in history", str(dedup.total_weights))
-    totals.add_row("  unique tensors", str(dedup.unique_weights))
+    totals.add_row("  stored in full", str(dedup.unique_weights))
     totals.add_row("  deduplicated (identical)", str(dedup.duplicate_weights))
     totals.add_row("  stored as deltas (similar)", str(dedup.similar_weights))
     totals.add_row("logical size of all commits", human_bytes(dedup.total_bytes))

@@ -10,8 +10,11 @@ from typing import Any
 class DeduplicationStats:
     """Counts and bytes over a set of weights (a Deduplicator's, or a repository's history).
 
-    total_weights = unique_weights + duplicate_weights; similar_weights counts unique weights
-    stored as a delta against a similar one. bytes_saved = total_bytes - stored_bytes.
+    The three counts partition the total: total_weights = unique_weights (distinct contents
+    stored in full) + similar_weights (distinct contents stored as a delta against a similar
+    one) + duplicate_weights (names whose content is stored already). `distinct_weights` is
+    unique + similar. unique_bytes are the logical bytes of every distinct content;
+    bytes_saved = total_bytes - stored_bytes.
     """
 
     total_weights: int = 0
@@ -21,6 +24,10 @@ class DeduplicationStats:
     total_bytes: int = 0
     unique_bytes: int = 0
     stored_bytes: int = 0
+
+    @property
+    def distinct_weights(self) -> int:
+        return self.unique_weights + self.similar_weights
 
     @property
     def bytes_saved(self) -> int:
@@ -33,5 +40,6 @@ class DeduplicationStats:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["bytes_saved"] = self.bytes_saved
+        d["distinct_weights"] = self.distinct_weights
         d["compression_ratio"] = self.compression_ratio
         return d

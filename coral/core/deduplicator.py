@@ -175,14 +175,16 @@ class Deduplicator:
         for digest in self._names.values():
             stats.total_weights += 1
             stats.total_bytes += self._contents[digest].weight.nbytes
-        for digest in set(self._names.values()):
+        distinct = set(self._names.values())
+        for digest in distinct:
             content = self._contents[digest]
-            stats.unique_weights += 1
             stats.unique_bytes += content.weight.nbytes
             stats.stored_bytes += content.stored_bytes
             if content.reference is not None:
                 stats.similar_weights += 1
-        stats.duplicate_weights = stats.total_weights - stats.unique_weights
+            else:
+                stats.unique_weights += 1
+        stats.duplicate_weights = stats.total_weights - len(distinct)
         return stats
 
     def describe(self, name: str) -> WeightEntry:

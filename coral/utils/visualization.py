@@ -718,19 +718,22 @@ def plot_deduplication_stats(stats: DeduplicationStats | Mapping[str, Any]) -> d
     Returns {weight_counts: {unique, duplicate, similar, unique_full, total},
     percentages: {unique_full, similar, duplicate} (fractions of all weights, summing to 1),
     compression: {total_bytes, unique_bytes, stored_bytes, bytes_saved, compression_ratio,
-    space_savings}}. `similar` weights are unique weights stored as a delta; `unique_full`
-    are the unique weights stored in full.
+    space_savings}}. unique + similar + duplicate = total: `unique` weights are distinct
+    contents stored in full (`unique_full` is the same number), `similar` ones distinct
+    contents stored as a delta.
     """
     d = stats.to_dict() if isinstance(stats, DeduplicationStats) else dict(stats)
     unique = int(d.get("unique_weights", 0))
     duplicate = int(d.get("duplicate_weights", 0))
     similar = int(d.get("similar_weights", 0))
-    total = int(d.get("total_weights", unique + duplicate)) or unique + duplicate
+    total = (
+        int(d.get("total_weights", unique + similar + duplicate)) or unique + similar + duplicate
+    )
     total_bytes = int(d.get("total_bytes", 0))
     stored = int(d.get("stored_bytes", 0))
     saved = int(d.get("bytes_saved", max(0, total_bytes - stored)))
     ratio = float(d.get("compression_ratio", total_bytes / stored if stored else 1.0))
-    unique_full = max(0, unique - similar)
+    unique_full = unique
     return {
         "weight_counts": {
             "unique": unique,

@@ -39,8 +39,9 @@ class HistoryDeduplication:
         self.repo = repo
 
     def get_stats(self) -> DeduplicationStats:
-        """total = (commit, name) entries over history; unique = distinct tensors; similar =
-        unique tensors stored as a delta; bytes: logical, unique logical, stored on disk."""
+        """total = (commit, name) entries over history = unique (distinct tensors stored in
+        full) + similar (stored as a delta) + duplicate (entries of a tensor counted already);
+        bytes: logical, distinct logical, stored on disk."""
         stats = DeduplicationStats()
         sizes: dict[str, int] = {}
         pruned = pruning.pruned(self.repo.database)
@@ -53,8 +54,8 @@ class HistoryDeduplication:
                 n = entry.nbytes
                 stats.total_bytes += n
                 sizes.setdefault(entry.tensor_id, n)
-        stats.unique_weights = len(sizes)
-        stats.duplicate_weights = stats.total_weights - stats.unique_weights
+        stats.unique_weights = len(sizes)  # minus the similar ones below
+        stats.duplicate_weights = stats.total_weights - len(sizes)
         stats.unique_bytes = sum(sizes.values())
         for tid in sizes:
             st = _tensor_stats(self.repo, tid)
@@ -63,6 +64,7 @@ class HistoryDeduplication:
             stats.stored_bytes += st.stored_bytes
             if st.encoding not in ("full", "empty"):
                 stats.similar_weights += 1
+                stats.unique_weights -= 1
         return stats
 
 

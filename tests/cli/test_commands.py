@@ -254,8 +254,9 @@ def test_gc_fsck_stats(coral: Invoke, repo_path: Path, tmp_path: Path) -> None:
     dedup = stats["deduplication"]
     assert (
         dedup["total_weights"] == 6
-        and dedup["unique_weights"] == 4
+        and dedup["distinct_weights"] == 4
         and dedup["duplicate_weights"] == 2
+        and dedup["unique_weights"] + dedup["similar_weights"] == 4
     )
     assert stats["store"]["tensors"] == 4
 

@@ -54,13 +54,15 @@ def test_spec_deduplicator_with_lsh(use_lsh: bool, capsys: pytest.CaptureFixture
     print(f"  Duplicates: {stats.duplicate_weights}")
     print(f"  Similar: {stats.similar_weights}")
     print(f"  Compression: {stats.compression_ratio:.2f}x")
-    assert "Unique: 7" in capsys.readouterr().out
+    assert "Unique: 5" in capsys.readouterr().out  # 7 distinct: 5 in full, 2 as deltas
 
     assert isinstance(stats, DeduplicationStats)
     assert stats.total_weights == 9
-    assert stats.unique_weights == 7
+    assert stats.unique_weights == 5
     assert stats.duplicate_weights == 2
     assert stats.similar_weights == 2
+    assert stats.unique_weights + stats.duplicate_weights + stats.similar_weights == 9
+    assert stats.distinct_weights == 7
     total = sum(w.nbytes for w in model_weights.values())
     assert stats.total_bytes == total
     assert (
@@ -159,7 +161,7 @@ def test_stats_feed_plot_deduplication_stats() -> None:
     for name, weight in _model_weights(1).items():
         dedup.add_weight(weight, name)
     viz_data = visualization.plot_deduplication_stats(dedup.get_stats())
-    assert viz_data["weight_counts"]["unique"] == 7
+    assert viz_data["weight_counts"]["unique"] == 5
     assert viz_data["weight_counts"]["duplicate"] == 2
     assert viz_data["weight_counts"]["similar"] == 2
     assert viz_data["compression"]["bytes_saved"] > 0

@@ -509,11 +509,11 @@ def test_torch_tensors_as_input(trained: dict[str, dict[str, np.ndarray]]) -> No
 
 
 def test_plot_deduplication_stats_from_dataclass_and_dict() -> None:
-    stats = DeduplicationStats(total_weights=10, unique_weights=6, duplicate_weights=4,
+    stats = DeduplicationStats(total_weights=10, unique_weights=4, duplicate_weights=4,
                                similar_weights=2, total_bytes=4 << 20, unique_bytes=3 << 20,
                                stored_bytes=1 << 20)
     viz = plot_deduplication_stats(stats)
-    assert viz["weight_counts"] == {"unique": 6, "duplicate": 4, "similar": 2, "unique_full": 4,
+    assert viz["weight_counts"] == {"unique": 4, "duplicate": 4, "similar": 2, "unique_full": 4,
                                     "total": 10}
     assert viz["compression"]["bytes_saved"] == 3 << 20
     assert viz["compression"]["compression_ratio"] == 4.0

@@ -112,7 +112,8 @@ def test_8_4_visualization_repo_calls(workdir: Path) -> None:
     assert len(weights) == 3 and all(w.name.startswith("layer") for w in weights)
     stats = repo.deduplicator.get_stats()
     assert isinstance(stats, DeduplicationStats)
-    assert stats.unique_weights == 4 and stats.duplicate_weights == 2
+    assert stats.distinct_weights == 4 and stats.duplicate_weights == 2
+    assert stats.unique_weights + stats.similar_weights + stats.duplicate_weights == 6
     assert stats.compression_ratio > 1 and stats.bytes_saved > 0
     original = repo.get_all_weights("pretrained-base")
     assert next(iter(original.values())).shape == (32, 32)

@@ -21,8 +21,9 @@ def test_dedup_stats_and_storage_history(repo: Repository) -> None:
     stats = repo.deduplicator.get_stats()
     size = a.nbytes
     assert stats.total_weights == 6
-    assert stats.unique_weights == 3
+    assert stats.distinct_weights == 3
     assert stats.duplicate_weights == 3
+    assert stats.unique_weights + stats.similar_weights + stats.duplicate_weights == 6
     assert stats.total_bytes == 6 * size and stats.unique_bytes == 3 * size
     assert stats.similar_weights >= 1  # one of b1/b2 is stored as a delta of the other
     assert 0 < stats.stored_bytes < 3 * size
