@@ -64,10 +64,10 @@ def snapshot_to_checkpoint(
     for alias, stored in parts.aliases.items():  # keep ties as ties
         if stored in checkpoint["state_dict"]:
             checkpoint["state_dict"][alias] = checkpoint["state_dict"][stored]
-    if parts.optimizer_states:
-        checkpoint["optimizer_states"] = parts.optimizer_states
-    if parts.scheduler_states:
-        checkpoint["lr_schedulers"] = parts.scheduler_states
+    # always present, empty without a scheduler: Lightning refuses a checkpoint that lacks
+    # either key as "weights only"
+    checkpoint["optimizer_states"] = list(parts.optimizer_states or ())
+    checkpoint["lr_schedulers"] = list(parts.scheduler_states or ())
     checkpoint.setdefault("epoch", parts.state.epoch or 0)
     checkpoint.setdefault("global_step", parts.state.step)
     if parts.state.rng:

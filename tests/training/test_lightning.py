@@ -126,3 +126,32 @@ def test_every_n_steps_and_checkpoint_dict_round_trip(repo):
     assert set(loaded["state_dict"]) == set(model.state_dict())
     assert loaded["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-2)
     assert "loops" in loaded and "fit_loop" in loaded["loops"]
+
+
+class NoSchedulerNet(LitNet):
+    """The README's case: configure_optimizers returns a bare optimizer, no LR scheduler."""
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+def test_resume_without_a_scheduler_continues_exactly(repo):
+    from coral.integrations.lightning import CoralCheckpoint
+
+    torch.manual_seed(0)
+    reference = NoSchedulerNet()
+    _trainer(3).fit(reference)
+    per_epoch = len(reference.losses) // 3
+
+    torch.manual_seed(0)
+    first = NoSchedulerNet()
+    _trainer(1, [CoralCheckpoint(repo, CheckpointConfig(every_n_epochs=1))]).fit(first)
+
+    torch.manual_seed(5)
+    resumed = NoSchedulerNet(seed=3)
+    cb = CoralCheckpoint(repo, CheckpointConfig(every_n_epochs=1))
+    _trainer(3, [cb]).fit(resumed, ckpt_path=cb.resume_path())  # crashed with a KeyError
+    assert resumed.losses == reference.losses[per_epoch:]
+    for name, t in reference.state_dict().items():
+        assert torch.equal(t, resumed.state_dict()[name]), name
+    assert [i.epoch for i in cb.list_checkpoints()] == [0, 1, 2]
