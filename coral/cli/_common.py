@@ -81,11 +81,12 @@ def open_repo(ctx: Context | None = None) -> Repository:
 
 # -- output -----------------------------------------------------------------------------------
 def out() -> Console:
-    """Console for results (stdout). Created per call so test runners' streams are honoured;
-    wide when stdout is not a terminal (pipes and files get whole lines, not 80 columns)."""
-    console = Console(highlight=False, soft_wrap=False)
+    """Console for results (stdout). Created per call so test runners' streams are honoured.
+    Tables fit its width: the terminal's, else `COLUMNS`, else 80 (DESIGN §8); plain lines are
+    never hard-wrapped by Coral (a name is never broken)."""
+    console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 200
+        console.width = 80
     return console
 
 

@@ -23,6 +23,8 @@ from coral.cli._common import (
     open_repo,
     out,
 )
+from coral.cli.diff_view import print_file_changes, tensor_filter
+from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError, RefNotFoundError
 from coral.storage.base import ObjectStats
 
@@ -168,7 +170,7 @@ def log(
             )
             continue
         cont = escape((prefix.replace("*", "|") + " ") if prefix else "")
-        console.print(f"{escape(pad)}[yellow]commit {c.commit_hash}[/yellow]{deco_text}")
+        console.print(f"{escape(pad)}[yellow]commit {c.commit_hash[:10]}[/yellow]{deco_text}")
         if c.is_merge:
             console.print(f"{cont}Merge:  {' '.join(p[:10] for p in c.parent_hashes)}")
         console.print(f"{cont}Author: {escape(c.author)}")
@@ -309,13 +311,14 @@ def show(
                 **commit.to_dict(),
                 "refs": decorations(repo).get(commit.commit_hash, []),
                 "tensors": [e.to_dict() for e in entries],
+                "files": [f.to_dict() for f in tree.files.values()],
             }
         )
         return
     console = out()
     deco = decorations(repo).get(commit.commit_hash)
     console.print(
-        f"[yellow]commit {commit.commit_hash}[/yellow]"
+        f"[yellow]commit {commit.commit_hash[:10]}[/yellow]"
         + (f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else "")
     )
     if commit.is_merge:
@@ -328,23 +331,32 @@ def show(
     for line in commit.message.strip().splitlines():
         console.print(f"    {escape(line)}")
     console.print()
-    table = Table(
+    table = FitTable(
+        [
+            Column("name", key=True),
+            Column("shape", drop=40),
+            Column("dtype", drop=30),
+            Column("size", justify="right", drop=50),
+            Column("tensor id", drop=20),
+        ],
         title=f"{len(entries)} of {len(tree.entries)} tensors"
         if layers
         else f"{len(entries)} tensors",
-        title_justify="left",
+        caption=f"total {human_bytes(sum(e.nbytes for e in entries))}",
     )
-    table.add_column("name", overflow="fold")
-    table.add_column("shape")
-    table.add_column("dtype")
-    table.add_column("size", justify="right")
-    table.add_column("tensor id")
     for e in entries:
         table.add_row(
-            escape(e.name), fmt_shape(e.shape), e.dtype, human_bytes(e.nbytes), e.tensor_id[:12]
+            escape(e.name), fmt_shape(e.shape), e.dtype, human_bytes(e.nbytes), e.tensor_id[:10]
         )
-    table.caption = f"total {human_bytes(sum(e.nbytes for e in entries))}"
-    console.print(table)
+    table.render(console)
+    if tree.files:
+        files = FitTable(
+            [Column("path", key=True), Column("size", justify="right"), Column("blob", drop=10)],
+            title=f"{len(tree.files)} model files",
+        )
+        for f in tree.files.values():
+            files.add_row(escape(f.path), human_bytes(f.size), f.blob_id[:10])
+        files.render(console)
 
 
 # -- diff -------------------------------------------------------------------------------------
@@ -398,11 +410,24 @@ def diff(
         int | None,
         typer.Option("--width", help="Width of the --ascii chart (default: the terminal's)."),
     ] = None,
+    layers: Annotated[
+        list[str] | None,
+        typer.Option("--layers", "-l", help="Only tensors matching this glob (repeatable)."),
+    ] = None,
+    include_training_state: Annotated[
+        bool,
+        typer.Option(
+            "--include-training-state",
+            help="Also compare optimizer, scheduler and RNG state (left out by default).",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Compare two commits tensor by tensor (added, removed, changed with norms, identical)."""
+    """Compare two commits tensor by tensor (added, removed, changed with norms, identical),
+    and their model files (config, tokenizer, ...) as text."""
     repo = open_repo()
-    result = repo.diff(from_ref, to_ref)
+    select = tensor_filter(layers, include_training_state)
+    result = repo.diff(from_ref, to_ref, select=select)
     if visual is not None or ascii_chart:
         report = _diff_report_module()
         comparison, before, after = _model_comparison(repo, from_ref, to_ref or "HEAD")
@@ -431,19 +456,18 @@ def diff(
         f"diff {escape(result.from_ref)} -> {escape(result.to_ref)}: {s['changed']} changed, "
         f"{s['added']} added, {s['removed']} removed, {s['identical']} identical"
     )
-    table = Table()
-    columns: tuple[tuple[str, dict[str, Any]], ...] = (
-        ("status", {}),
-        ("name", {"overflow": "fold"}),
-        ("shape", {}),
-        ("dtype", {}),
-        ("‖Δ‖₂", {"justify": "right"}),
-        ("‖Δ‖/‖a‖", {"justify": "right"}),
-        ("max |Δ|", {"justify": "right"}),
-        ("Δ elements", {"justify": "right"}),
+    table = FitTable(
+        [
+            Column("status", keep=True),
+            Column("name", key=True),
+            Column("shape", drop=50),
+            Column("dtype", drop=20),
+            Column("‖Δ‖₂", justify="right", drop=30),
+            Column("‖Δ‖/‖a‖", justify="right", drop=60),
+            Column("max |Δ|", justify="right", drop=40),
+            Column("Δ elements", justify="right", drop=45),
+        ]
     )
-    for col, kw in columns:
-        table.add_column(col, **kw)
     tree_a = repo.get_tree(from_ref)
     if to_ref:
         new_entries: dict[str, TreeEntry | None] = dict(repo.get_tree(to_ref).entries)
@@ -501,7 +525,8 @@ def diff(
                 "0",
             )
     if table.row_count:
-        console.print(table)
+        table.render(console)
+    print_file_changes(console, repo, from_ref, to_ref)
 
 
 def register(app: typer.Typer) -> None:

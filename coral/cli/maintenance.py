@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coral.cli._common import emit_json, err, first_line, human_bytes, open_repo, out
+from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError
 from coral.storage.base import StoreStats
 
@@ -109,25 +110,26 @@ def stats(
         emit_json({"history": history, "deduplication": dedup.to_dict(), "store": store_dict})
         return
     console = out()
-    table = Table(title="Storage per commit (oldest first)", title_justify="left")
-    for col, kw in (
-        ("commit", {}),
-        ("message", {"overflow": "ellipsis", "max_width": 40}),
-        ("tensors", {"justify": "right"}),
-        ("new", {"justify": "right"}),
-        ("logical", {"justify": "right"}),
-        ("stored", {"justify": "right"}),
-        ("ratio", {"justify": "right"}),
-        ("cumulative", {"justify": "right"}),
-    ):
-        table.add_column(col, **kw)
+    table = FitTable(
+        [
+            Column("commit", key=True),
+            Column("message", drop=45),
+            Column("tensors", justify="right", drop=20),
+            Column("new", justify="right", drop=15),
+            Column("logical", justify="right", drop=40),
+            Column("stored", justify="right", keep=True),
+            Column("ratio", justify="right", drop=50),
+            Column("cumulative", justify="right", drop=35),
+        ],
+        title="Storage per commit (oldest first)",
+    )
     logical_total = stored_total = 0
     for row in history:
         logical_total += row["logical_bytes"]
         stored_total += row["stored_bytes"]
         table.add_row(
             row["commit"],
-            escape(first_line(row["message"])),
+            escape(first_line(row["message"])[:40]),
             str(row.get("tensors", "")),
             str(row.get("new_tensors", "")),
             human_bytes(row["logical_bytes"]),
@@ -135,7 +137,7 @@ def stats(
             _ratio(row["logical_bytes"], row["stored_bytes"]),
             _ratio(logical_total, stored_total),
         )
-    console.print(table)
+    table.render(console)
 
     totals = Table(title="Totals", title_justify="left", show_header=False)
     totals.add_column(style="bold")

@@ -22,17 +22,18 @@ from typing import Any, TypeVar
 import numpy as np
 
 from coral.core.dtypes import dtype_name
+from coral.core.training_names import (
+    EXTRA_PREFIX,
+    OPTIM_PREFIX,
+    RESERVED_PREFIXES,
+    RNG_PREFIX,
+    SCHED_PREFIX,
+)
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import CoralError, ShapeMismatchError
 from coral.training.snapshot import Snapshot, copy_tensors
 from coral.training.state import FORMAT, TrainingState
 from coral.training.state_codec import StateEncoder, decode_state, storage_key
-
-OPTIM_PREFIX = "__optim__"
-SCHED_PREFIX = "__sched__"
-RNG_PREFIX = "__rng__"
-EXTRA_PREFIX = "__extra__"
-RESERVED_PREFIXES = tuple(f"{p}/" for p in (OPTIM_PREFIX, SCHED_PREFIX, RNG_PREFIX, EXTRA_PREFIX))
 
 _V = TypeVar("_V")
 

@@ -15,7 +15,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,12 @@ from coral.version_control.repo_config import (
     read_config,
 )
 from coral.version_control.resolve import RefResolver
-from coral.version_control.staging import StagedChange, StagingArea, apply_changes
+from coral.version_control.staging import (
+    RepositoryStatus,
+    StagedChange,
+    StagingArea,
+    apply_changes,
+)
 from coral.version_control.writer import CommitWriter
 
 CONFIG_FILE = "config.toml"
@@ -64,39 +69,6 @@ LOCK_FILE = "lock"
 DEFAULT_BRANCH = "main"
 _MIN_SHORT_HASH = 4
 _PARALLEL_READ_BYTES = 4 << 20  # below this, reading tensors one after another is faster
-
-
-@dataclass
-class RepositoryStatus:
-    """Where HEAD is and what is staged relative to it."""
-
-    branch: str | None
-    head: str | None
-    detached: bool
-    added: list[str] = field(default_factory=list)
-    modified: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-
-    @property
-    def is_clean(self) -> bool:
-        return not (self.added or self.modified or self.removed)
-
-    @property
-    def staged(self) -> dict[str, list[str]]:
-        return {"added": self.added, "modified": self.modified, "removed": self.removed}
-
-    @property
-    def unborn(self) -> bool:
-        return self.head is None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "branch": self.branch,
-            "head": self.head,
-            "detached": self.detached,
-            "staged": self.staged,
-            "clean": self.is_clean,
-        }
 
 
 class Repository(BranchesAndTags):
@@ -471,11 +443,24 @@ class Repository(BranchesAndTags):
                 st.added.append(name)
             elif not change.entry.same_content(old):
                 st.modified.append(name)
+        for path, entry in self.staging.file_changes().items():
+            before = base.files.get(path)
+            kind = "removed" if entry is None else "added" if before is None else "modified"
+            if entry is not None or before is not None:
+                st.files[path] = kind
         return st
 
-    def diff(self, from_ref: str, to_ref: str | None = None, *, norms: bool = True) -> DiffResult:
+    def diff(
+        self,
+        from_ref: str,
+        to_ref: str | None = None,
+        *,
+        norms: bool = True,
+        select: Callable[[str], bool] | None = None,
+    ) -> DiffResult:
         """Per-tensor differences from `from_ref` to `to_ref` (default: HEAD with the staged
-        changes applied, i.e. what the next commit would hold)."""
+        changes applied, i.e. what the next commit would hold); `select(name)` limits it to
+        some tensors (e.g. no training state, or `--layers`)."""
         old = self.get_tree(from_ref)
         if to_ref is None:
             base = self._head_tree()
@@ -484,6 +469,9 @@ class Repository(BranchesAndTags):
         else:
             new = self.get_tree(to_ref)
             to_label = to_ref
+        if select is not None:
+            old = Tree({n: e for n, e in old.entries.items() if select(n)}, old.files)
+            new = Tree({n: e for n, e in new.entries.items() if select(n)}, new.files)
         return diff_trees(
             old, new, lambda e: self.store.load(e.tensor_id).data, from_ref, to_label, norms=norms
         )

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from coral.version_control.database import Database
 from coral.version_control.objects import FileEntry, Tree, TreeEntry, canonical_json
@@ -161,6 +162,41 @@ class StagingArea:
             now = current.get(name)
             if now is not None and now._key() == change._key():
                 conn.execute("DELETE FROM staging WHERE name=?", (name,))
+
+
+@dataclass
+class RepositoryStatus:
+    """Where HEAD is and what is staged relative to it."""
+
+    branch: str | None
+    head: str | None
+    detached: bool
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # model file path: added/modified/removed
+
+    @property
+    def is_clean(self) -> bool:
+        return not (self.added or self.modified or self.removed or self.files)
+
+    @property
+    def staged(self) -> dict[str, list[str]]:
+        return {"added": self.added, "modified": self.modified, "removed": self.removed}
+
+    @property
+    def unborn(self) -> bool:
+        return self.head is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "branch": self.branch,
+            "head": self.head,
+            "detached": self.detached,
+            "staged": self.staged,
+            "files": dict(self.files),
+            "clean": self.is_clean,
+        }
 
 
 def apply_changes(
