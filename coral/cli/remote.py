@@ -135,6 +135,37 @@ def remote_show(
     out().print(table)
 
 
+@remote_app.command("gc")
+def remote_gc(
+    name: Annotated[str | None, typer.Argument(help="The remote (default origin).")] = None,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            help="Keep unreachable packs younger than this many seconds (a push may "
+            "still be under way).",
+        ),
+    ] = 3600.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Only say what would be deleted.")
+    ] = False,
+    json_output: JSON = False,
+) -> None:
+    """Delete the remote's packs that no branch or tag needs (pushes wait while it runs)."""
+    remote = _remote(name)
+    result = remote.gc(grace_seconds=grace, dry_run=dry_run)
+    if json_output:
+        emit_json(result.to_dict())
+        return
+    if result.aborted:
+        raise CoralError(result.aborted, hint=f"coral remote gc {remote.name}")
+    verb = "would delete" if dry_run else "deleted"
+    out().print(
+        f"{verb} {len(result.deleted)} packs ({human_bytes(result.bytes_freed)}); kept "
+        f"{result.packs_kept} with live objects and {result.young} younger than {grace:g} s"
+    )
+
+
 # -- transfers ----------------------------------------------------------------------------------
 def push(
     remote: Annotated[str | None, typer.Argument(help="The remote (default origin).")] = None,

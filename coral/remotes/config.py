@@ -7,13 +7,13 @@ Secrets given in a RemoteConfig are used for that process but never written to r
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from coral.errors import CoralError, InvalidNameError
+from coral.storage.atomic_file import write_atomic
 from coral.version_control.refnames import check_name
 
 if TYPE_CHECKING:
@@ -109,10 +109,7 @@ class RemoteManager:
         return remotes if isinstance(remotes, dict) else {}
 
     def _write(self, remotes: dict[str, dict[str, Any]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps({"remotes": remotes}, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, self.path)
+        write_atomic(self.path, json.dumps({"remotes": remotes}, indent=2, sort_keys=True) + "\n")
 
     def add(self, config: RemoteConfig, *, replace_existing: bool = True) -> RemoteConfig:
         """Store a remote (its secrets stay in this manager's memory only)."""

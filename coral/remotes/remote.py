@@ -23,6 +23,7 @@ from coral.remotes.config import RemoteConfig, RemoteManager, redact_url
 from coral.remotes.graph import ObjectSet, commit_closure, tag_objects, tensor_closure
 from coral.remotes.layout import NonFastForwardError, RemoteLayout, RemoteRef
 from coral.remotes.lazy import promise
+from coral.remotes.remote_gc import DEFAULT_GRACE, RemoteGCResult, collect, gc_locked
 from coral.remotes.transfer import Progress
 from coral.storage.backend import Backend, BackendError
 from coral.storage.base import CHUNK, TENSOR
@@ -83,6 +84,10 @@ class Remote:
 
     def __repr__(self) -> str:
         return f"Remote({self.name!r}, {redact_url(self.config.url)!r})"
+
+    def gc(self, *, grace_seconds: float = DEFAULT_GRACE, dry_run: bool = False) -> RemoteGCResult:
+        """Delete the remote's packs that no ref needs (older than `grace_seconds`)."""
+        return collect(self, grace_seconds=grace_seconds, dry_run=dry_run)
 
     def _use_cache(self, repo: Repository) -> None:
         """Keep the remote's pack trailers under the repository's .coral/cache (per URL)."""
@@ -194,6 +199,11 @@ class Remote:
             ],
             progress,
         )
+        if updates and gc_locked(layout):  # its packs stay (young): the next push uses them
+            result.errors.append(
+                f"a `coral remote gc` is running on {self.name}; refs not moved, push again later"
+            )
+            updates = []
         for name, doc, current in updates:
             try:
                 layout.set_ref(name, doc, current)
