@@ -4,10 +4,14 @@ commands: a new command group is a new module here, nothing else changes.
 Errors are reported in one place (`CoralGroup`): a `CoralError` (or a missing file, a permission
 problem) prints `error: ...` and `hint: ...` on stderr and exits 1; usage mistakes exit 2;
 `--verbose` adds the full traceback.
+
+The global options `--repo/-C PATH` and `--verbose/-v` may come before the command or after it
+(`coral -C repo log` = `coral log -C repo`): every command and group also accepts them.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
 import io
 import os
@@ -20,7 +24,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from typer._click import Context
+from typer._click import Command, Context, Parameter
 from typer._click import exceptions as click_exceptions
 from typer.core import TyperGroup
 
@@ -75,8 +79,55 @@ def _silence_stdout() -> None:
         pass  # not a real file (a test runner's buffer)
 
 
+GLOBAL_OPTIONS = ("repo", "verbose")  # root options every command accepts too
+GLOBAL_PANEL = "Global options"
+
+
+def _set_repo(ctx: Context, param: Parameter, value: Any) -> Any:
+    if value is not None:  # given after the command: overrides one given before
+        state(ctx).repo_path = value
+    return value
+
+
+def _set_verbose(ctx: Context, param: Parameter, value: Any) -> Any:
+    if value:
+        state(ctx).verbose = True
+    return value
+
+
+_SETTERS = {"repo": _set_repo, "verbose": _set_verbose}
+
+
+def accept_global_options(command: Command, options: Sequence[Parameter]) -> None:
+    """Let `command` (and, for a group, every command below it) take the root's global
+    `options` too, wherever its own options go; a command's own option of the same name or
+    flag wins."""
+    if getattr(command, "_coral_global_options", False):
+        return
+    command._coral_global_options = True  # type: ignore[attr-defined]
+    names = {p.name for p in command.params}
+    flags = {f for p in command.params for f in (*p.opts, *p.secondary_opts)}
+    for option in options:
+        if option.name in names or flags.intersection(option.opts):
+            continue
+        local = copy.copy(option)
+        local.expose_value = False  # the command's function does not take it
+        local.is_eager = True  # set before the command's own options are processed
+        local.callback = _SETTERS[str(option.name)]
+        local.rich_help_panel = GLOBAL_PANEL  # type: ignore[attr-defined]
+        command.params.append(local)
+    for sub in getattr(command, "commands", {}).values():
+        accept_global_options(sub, options)
+
+
 class CoralGroup(TyperGroup):
     """The root group: runs subcommands and turns every failure into error/hint lines."""
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            accept_global_options(command, [p for p in self.params if p.name in GLOBAL_OPTIONS])
+        return command
 
     def invoke(self, ctx: Context) -> Any:
         try:
@@ -165,7 +216,8 @@ def _global_options(
         typer.Option(
             "--repo",
             "-C",
-            help="Repository path (default: the current directory or a parent).",
+            help="Repository path (default: the current directory or a parent); before or "
+            "after the command.",
             file_okay=False,
             show_default=False,
         ),

@@ -1,21 +1,79 @@
-"""Repository upkeep: `coral gc`, `fsck`, `stats`."""
+"""Repository upkeep: `coral gc`, `fsck`, `stats`.
+
+gc and fsck draw one rich progress bar per phase on stderr when it is a terminal (nothing
+otherwise), from the `progress(phase, done, total)` callback of the library.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from coral.cli._common import emit_json, err, first_line, human_bytes, open_repo, out
 from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError
 from coral.storage.base import StoreStats
+from coral.version_control.progress import Progress as ProgressCallback
 
 ORDER = 50  # position of this group in `coral --help`
 PANEL = "Maintenance"
+_FULL_HASH = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
+
+
+def _short(text: str) -> str:
+    """Every full hash in `text` at 10 characters (DESIGN §8)."""
+    return _FULL_HASH.sub(lambda m: m.group()[:10], text)
+
+
+def _finding(problem: Any) -> str:
+    """An fsck finding as a line: hashes at 10 characters; a file path is kept whole."""
+    where = f" ({problem.path})" if problem.path else ""
+    return f"{problem.kind} {_short(problem.id)}{where}: {_short(problem.reason)}"
+
+
+@contextmanager
+def phase_bars() -> Iterator[ProgressCallback | None]:
+    """A `progress(phase, done, total)` callback drawing one bar per phase on stderr; None
+    (report nothing) when stderr is not a terminal."""
+    console = err()
+    if not console.is_terminal:
+        yield None
+        return
+    bars = Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        task = tasks.get(phase)
+        if task is None:
+            task = tasks[phase] = bars.add_task(escape(phase), total=total)
+        bars.update(task, completed=done, total=total)
+
+    with bars:
+        yield report
 
 
 def gc(
@@ -24,21 +82,19 @@ def gc(
     ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Delete objects that no branch, tag, reflog entry or staged change needs."""
+    """Delete objects that no branch, tag, reflog entry or staged change needs, and the weights
+    of pruned checkpoints (retention) that no branch, tag or HEAD names."""
     repo = open_repo()
-    with err().status("collecting garbage…"):
-        result = repo.gc(dry_run=dry_run)
+    with phase_bars() as progress:
+        result = repo.gc(dry_run=dry_run, progress=progress)
     if json_output:
         emit_json(result.to_dict())
         return
     removed = ", ".join(
         f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(result.removed.items())
     )
-    verb = "would remove" if dry_run else "removed"
-    text = f"{verb} {removed or 'nothing'}"
-    if not dry_run:
-        text += f", freed {human_bytes(result.freed_bytes)}"
-    out().print(text)
+    verb, freed = ("would remove", "would free") if dry_run else ("removed", "freed")
+    out().print(f"{verb} {removed or 'nothing'}, {freed} {human_bytes(result.freed_bytes)}")
 
 
 def fsck(
@@ -49,19 +105,19 @@ def fsck(
 ) -> None:
     """Verify every object's hash and every reference. Exits 1 when something is wrong."""
     repo = open_repo()
-    with err().status("checking objects…"):
-        report = repo.fsck(full=not quick)
+    with phase_bars() as progress:
+        report = repo.fsck(full=not quick, progress=progress)
     if json_output:
         emit_json(report.to_dict())
     else:
         console = out()
         checked = ", ".join(f"{kind} {n}" for kind, n in sorted(report.checked.items()))
         for note in report.info:
-            console.print(f"[dim]info:[/dim] {escape(str(note))}")
+            console.print(f"[dim]info:[/dim] {escape(_finding(note))}")
         for w in report.warnings:
-            console.print(f"[yellow]warning:[/yellow] {escape(str(w))}")
+            console.print(f"[yellow]warning:[/yellow] {escape(_finding(w))}")
         for p in report.problems:
-            console.print(f"[red]{escape(str(p))}[/red]")
+            console.print(f"[red]{escape(_finding(p))}[/red]")
         if report.ok:
             console.print(f"ok: checked {checked or 'nothing'}")
     if not report.ok:

@@ -161,10 +161,13 @@ def publish_local(
     ] = False,
     max_shard_size: MaxShardSize = None,
     include_training_state: IncludeTrainingState = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an earlier export in the folder.")
+    ] = False,
     json_output: JsonOutput = False,
 ) -> None:
-    """Export a commit into a folder: model.safetensors, model.pt or model.npz, plus
-    coral_metadata.json."""
+    """Export a commit into a new or empty folder: model.safetensors, model.pt or model.npz,
+    plus coral_metadata.json (--force replaces an earlier export there)."""
     with _publisher(max_shard_size) as publisher:
         result = publisher.publish_local(
             path,
@@ -172,6 +175,7 @@ def publish_local(
             format=format.value,
             include_metadata=not no_metadata,
             include_training_state=include_training_state,
+            force=force,
         )
     _report(result, json_output)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import typer
@@ -13,17 +15,21 @@ from coral.cli._common import (
     complete_ref,
     complete_tag,
     emit_json,
+    err,
     first_line,
     fmt_float,
     fmt_time,
     open_repo,
     out,
     parse_metrics,
+    state,
 )
 from coral.errors import CoralError
+from coral.version_control import pruning
 
 ORDER = 40  # position of this group in `coral --help`
 PANEL = "Branches, tags, merges"
+SHOWN_NAMES = 5  # tensor names a merge summary shows before "... and N more"
 
 
 def branch(
@@ -120,12 +126,19 @@ def checkout(
     if new_branch:
         repo.create_branch(new_branch, ref)
         ref = new_branch
-    target = repo.checkout(ref, force=force)
+    target = repo.checkout(ref, force=force)  # PrunedCommitError once gc took its weights
     if repo.current_branch:
         out().print(f"Switched to branch {escape(repo.current_branch)} ({target[:10]})")
     else:
         subject = escape(first_line(repo.read_commit(target).message))
         out().print(f"HEAD is now at {target[:10]} (detached) {subject}")
+    why = pruning.reason(repo.database, target)
+    if why is not None:
+        err().print(
+            f"[yellow]note:[/yellow] {target[:10]} is pruned ({escape(why)}): `coral gc` keeps "
+            "its weights only while a branch, tag or HEAD names it; tag it (or unprune it) "
+            "to keep it"
+        )
 
 
 def tag(
@@ -274,9 +287,51 @@ def merge(
             f"Merged {escape(', '.join(branches))} into {escape(repo.current_branch or 'HEAD')}: "
             f"{str(result)[:10]} (strategy {getattr(result, 'strategy', strategy)})"
         )
-        resolutions = getattr(result, "resolutions", {}) or {}
-        for name, how in sorted(resolutions.items()):
-            console.print(f"  resolved {escape(name)}: {escape(str(how))}")
+        for line in merge_summary(
+            getattr(result, "conflicts", []) or [],
+            getattr(result, "resolutions", {}) or {},
+            (getattr(result, "details", {}) or {}).get("file_conflicts", []),
+            every=state().verbose,
+        ):
+            console.print(escape(line))
+
+
+def some_names(names: Sequence[str], limit: int = SHOWN_NAMES) -> str:
+    """'a, b, c ... and 7 more' (at most `limit` names)."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" ... and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def merge_summary(
+    conflicts: Sequence[str],
+    resolutions: Mapping[str, str],
+    file_conflicts: Sequence[str] = (),
+    *,
+    every: bool = False,
+) -> list[str]:
+    """What a merge did, in a few lines: conflicts counted per outcome, a few of their names
+    (the ones not combined by the strategy first), model files kept from ours. `every` lists
+    each conflict with its resolution instead of a few names."""
+    lines: list[str] = []
+    if not conflicts:
+        lines.append("no conflicts")
+    else:
+        outcomes = Counter(resolutions.get(n, "unresolved") for n in conflicts)
+        counts = ", ".join(f"{n} {how}" for how, n in outcomes.most_common())
+        noun = "conflict" if len(conflicts) == 1 else "conflicts"
+        lines.append(f"{len(conflicts)} {noun}: {counts}")
+        if every:
+            lines.extend(f"  {n}: {resolutions.get(n, 'unresolved')}" for n in conflicts)
+        else:
+            rare = {how for how, _ in outcomes.most_common()[1:]}
+            ordered = sorted(conflicts, key=lambda n: (resolutions.get(n) not in rare, n))
+            lines.append(f"  {some_names(ordered)}")
+    if file_conflicts:
+        lines.append(
+            f"{len(file_conflicts)} model file(s) changed on both sides, ours kept: "
+            f"{some_names(list(file_conflicts))}"
+        )
+    return lines
 
 
 def register(app: typer.Typer) -> None:

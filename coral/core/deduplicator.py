@@ -8,12 +8,14 @@ Each weight added is, in order of arrival:
   earlier unique weight of that shape and dtype; either way the cosine is computed exactly;
 - *unique* otherwise.
 
-Similar weights count as unique weights too (`DeduplicationStats.similar_weights` is a subset of
-`unique_weights`). Bytes: `total_bytes` sums every weight added; `unique_bytes` the unique
-ones; `stored_bytes` what keeping them would cost: raw size for a plain unique weight, and for a
-similar one an *estimate* of its delta, namely the zstd-compressed size (level 3, 4 MiB frames)
-of the XOR of its bit patterns with its reference's, capped at its raw size. The repository's
-store may encode differently; these numbers are the deduplicator's own estimate.
+The counts of `get_stats()` partition the weights added: total_weights = unique_weights (distinct
+contents kept in full) + similar_weights (distinct contents kept as a delta) + duplicate_weights;
+`distinct_weights` is unique + similar. Bytes: `total_bytes` sums every weight added;
+`unique_bytes` the distinct contents; `stored_bytes` what keeping them would cost: raw size for
+a unique weight, and for a similar one an *estimate* of its delta, namely the zstd-compressed
+size (level 3, 4 MiB frames) of the XOR of its bit patterns with its reference's, capped at its
+raw size. The repository's store may encode differently; these numbers are the deduplicator's
+own estimate.
 """
 
 from __future__ import annotations

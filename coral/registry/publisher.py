@@ -250,18 +250,27 @@ class ModelPublisher:
         include_metadata: bool = True,
         *,
         include_training_state: bool = False,
+        force: bool = False,
     ) -> PublishResult:
         """Export `commit_ref` into the folder `output_path` as `model.safetensors` (sharded with
         an HF index above the limit), `model.pt` (a state dict for `torch.load(weights_only=True)`)
-        or `model.npz`, plus `coral_metadata.json` when `include_metadata`. A folder holding
-        anything but an earlier export is refused rather than overwritten. A training
-        checkpoint's optimizer/RNG state is left out unless `include_training_state`."""
+        or `model.npz`, plus `coral_metadata.json` when `include_metadata`. The folder must be
+        new or empty; one holding an earlier export is replaced only with `force=True`, and one
+        holding anything else is always refused. A training checkpoint's optimizer/RNG state is
+        left out unless `include_training_state`."""
         out = Path(output_path).expanduser().absolute()
 
         def publish(snap: CommitSnapshot, meta: dict[str, Any]) -> PublishResult:
             if format not in EXPORT_FORMATS:
                 raise ExportFormatError(f"unknown export format {format!r}")
             old = _previous_export(out)
+            if old and not force:
+                names = sorted(p.name for p in old)
+                shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+                raise ExportTargetError(
+                    f"{out} already holds an export ({shown})",
+                    hint="pass --force (force=True) to replace it, or choose another folder",
+                )
             out.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
             try:
@@ -385,7 +394,7 @@ def _first_line(message: str) -> str:
 def _run_note(snap: CommitSnapshot, description: str | None) -> str:
     lines = [description.strip(), ""] if description else []
     lines.append(
-        f"Published from Coral commit `{snap.commit.commit_hash}`"
+        f"Published from Coral commit `{snap.commit.short_hash}`"
         + (f" on branch `{snap.branch}`" if snap.branch else "")
         + "."
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from coral.errors import CoralError, ObjectNotFoundError
+from coral.storage.atomic_file import write_atomic
 from coral.storage.base import TENSOR
 
 if TYPE_CHECKING:
@@ -103,10 +104,9 @@ class Promisor:
 def write_promisor(root: Path, factory: str, **params: Any) -> None:
     """Record (replace) the store's promisor."""
     _load_factory(factory)  # refuse a factory that cannot be loaded now
-    path = root / PROMISOR_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"factory": factory, "params": params}, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(
+        root / PROMISOR_FILE, json.dumps({"factory": factory, "params": params}, indent=2) + "\n"
+    )
 
 
 def clear_promisor(root: Path) -> bool:

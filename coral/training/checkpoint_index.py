@@ -1,10 +1,13 @@
 """`CheckpointIndex`: the training checkpoints of each branch, in the repository database.
 
-One row per checkpoint commit: branch, step, epoch, metrics, and when (if) retention pruned it.
-Pruning marks the row and — once no branch lists the commit any more — the commit itself
-(`Repository.prune_commits`); commits are never rewritten. A pruned checkpoint disappears from
+One row per checkpoint commit (CheckpointManager's saves and `coral watch`'s commits): branch,
+step, epoch, metrics, and when (if) retention pruned it. Pruning marks the row and — once no
+branch lists the commit any more — the commit itself (`Repository.prune_commits`): a mark that
+lets `gc` delete its weights; commits are never rewritten. A pruned checkpoint disappears from
 `list_checkpoints` but stays in the history and loadable by its hash (and can be brought back
-with `unprune`) until `gc`, which deletes its weights unless a branch, tag or HEAD names it.
+with `unprune`) until `gc`, which deletes its weights unless a branch, tag or HEAD names it;
+then reading it raises PrunedCommitError. With `CheckpointConfig.auto_gc` the manager runs that
+gc right after pruning (`collect_pruned`).
 """
 
 from __future__ import annotations
@@ -168,6 +171,14 @@ class CheckpointIndex:
                 (branch,),
             )
         return {r[0] for r in rows}
+
+
+def collect_pruned(repo: Any, config: CheckpointConfig) -> Any:
+    """After retention pruned checkpoints: run `repo.gc()` when `config.auto_gc` (their weights
+    are freed now instead of at the next `coral gc`). Returns the GCResult, or None."""
+    if not config.auto_gc:
+        return None
+    return repo.gc()
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, Any]:

@@ -26,6 +26,9 @@ class CheckpointConfig:
       keep_last_n     the n most recent
       keep_best_n     the n best by `best_metric` (default: `on_improvement`) and `mode`
       keep_every_k    those whose step is a multiple of k (milestones)
+      auto_gc         run `gc` right after retention prunes checkpoints, so their weights are
+                      freed at once (default off: a pruned checkpoint stays loadable by its hash
+                      until the next `coral gc`; each gc walks the whole history)
     How to commit:
       async_commit    commit on a background thread; the training step only waits for the copy
                       of the tensors (and for room in a queue of `max_queue` pending snapshots)
@@ -46,6 +49,7 @@ class CheckpointConfig:
     keep_best_n: int | None = None
     best_metric: str | None = None
     keep_every_k: int | None = None
+    auto_gc: bool = False
     async_commit: bool = True
     max_queue: int = 2
     background_nice: int = 10
@@ -69,6 +73,8 @@ class CheckpointConfig:
                 raise CheckpointConfigError(
                     f"{name} must be a positive integer or None, not {value!r}"
                 )
+        if not isinstance(self.auto_gc, bool):
+            raise CheckpointConfigError(f"auto_gc must be True or False, not {self.auto_gc!r}")
         if self.mode not in ("min", "max"):
             raise CheckpointConfigError(f"mode must be 'min' or 'max', not {self.mode!r}")
         if not isinstance(self.max_queue, int) or self.max_queue < 1:

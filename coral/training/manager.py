@@ -30,6 +30,7 @@ from coral.training.checkpoint_index import (
     CheckpointIndex,
     CheckpointInfo,
     best_checkpoint,
+    collect_pruned,
     select_retained,
 )
 from coral.training.commit import branch_for, commit_snapshot, read_checkpoint
@@ -278,8 +279,8 @@ class CheckpointManager:
         infos = self.index.list(self.branch)
         keep = select_retained(infos, self.config)
         drop = [i.commit for i in infos if i.commit not in keep]
-        if drop:
-            self.index.mark_pruned(self.branch, drop)
+        if drop and self.index.mark_pruned(self.branch, drop):
+            collect_pruned(self.repo, self.config)  # gc now, when config.auto_gc
 
     # -- loading ----------------------------------------------------------------------------
     def latest(self) -> CheckpointInfo | None:

@@ -12,7 +12,9 @@ to load is retried on the next change. Rules come from `.coral/config.toml`:
     interval = 0.5                   # seconds between polls
     branch = "main"                  # default: the branch HEAD is on
 
-Each checkpoint is committed as a complete state onto the branch (the staging area is left alone).
+Each checkpoint is committed as a complete state onto the branch (the staging area is left alone)
+and recorded in the branch's checkpoint index like a `CheckpointManager` save (step: {n}, reason
+"watch"), so `coral checkpoints` lists it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from coral.errors import CoralError, NothingToCommitError
+from coral.training.checkpoint_index import CheckpointIndex, CheckpointInfo
 from coral.training.commit import branch_for, commit_weights
 
 DEFAULT_PATTERNS = (
@@ -175,6 +178,7 @@ class CheckpointWatcher:
             )
         self.rules = rules or WatchRules()
         self.branch = branch_for(repo, self.rules.branch)
+        self.index = CheckpointIndex(repo)
         self.loader = loader
         self.on_event = on_event
         self.summary = WatchSummary()
@@ -254,6 +258,9 @@ class CheckpointWatcher:
         except NothingToCommitError:
             self.summary.skipped += 1
             return WatchEvent(path, "unchanged", n, tensors=len(weights))
+        self.index.record(
+            CheckpointInfo(commit, self.branch, step=n, reason="watch", created_at=time.time())
+        )
         self.summary.committed += 1
         self.summary.commits.append(commit)
         return WatchEvent(path, "committed", n, commit=commit, tensors=len(weights))

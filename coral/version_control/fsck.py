@@ -18,6 +18,7 @@ from coral.errors import CoralError, CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
 from coral.version_control import pruning
 from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree
+from coral.version_control.progress import Phase, Progress
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
@@ -76,10 +77,13 @@ class FsckReport:
         return "\n".join(str(p) for p in self.problems)
 
 
-def check_repository(repo: Repository, *, full: bool = True) -> FsckReport:
-    """Check the repository. `full=False` skips re-hashing every object (references only)."""
+def check_repository(
+    repo: Repository, *, full: bool = True, progress: Progress | None = None
+) -> FsckReport:
+    """Check the repository. `full=False` skips re-hashing every object (references only).
+    `progress(phase, done, total)` is told how far it got."""
     report = FsckReport()
-    checker = _Checker(repo, report)
+    checker = _Checker(repo, report, progress)
     if full:
         checker.verify_all_objects()
     checker.check_refs()
@@ -89,8 +93,11 @@ def check_repository(repo: Repository, *, full: bool = True) -> FsckReport:
 
 
 class _Checker:
-    def __init__(self, repo: Repository, report: FsckReport) -> None:
+    def __init__(
+        self, repo: Repository, report: FsckReport, progress: Progress | None = None
+    ) -> None:
         self.repo = repo
+        self.progress = progress
         self.store = repo.store
         self.report = report
         self.bad: set[tuple[str, str]] = set()
@@ -110,8 +117,11 @@ class _Checker:
         for kind in [CHUNK, TENSOR] + [k for k in kinds if k not in (CHUNK, TENSOR)]:
             ids = list(self.store.iter_objects(kind))
             self.report.checked[kind] = len(ids)
+            phase = Phase(self.progress, f"verifying {kind}s", len(ids))
             for oid in ids:
                 self._verify(kind, oid)
+                phase.advance()
+            phase.finish()
 
     def _verify(self, kind: str, oid: str) -> None:
         if kind == TENSOR:
@@ -231,11 +241,13 @@ class _Checker:
         trees_done: set[str] = set()
         pruned = pruning.pruned(repo.database)
         stack = [(cid, ref) for ref, cid in starts]
+        phase = Phase(self.progress, "checking history", len(self.store.list_blobs(COMMIT)))
         while stack:
             cid, via = stack.pop()
             if cid in seen:
                 continue
             seen.add(cid)
+            phase.advance()
             if not self.store.has_blob(COMMIT, cid):
                 self.report.add(COMMIT, cid, via, "commit is missing")
                 continue
@@ -257,6 +269,7 @@ class _Checker:
             if commit.tree_id not in trees_done:
                 trees_done.add(commit.tree_id)
                 self._check_tree(commit.tree_id, cid)
+        phase.finish()
         self.report.checked["reachable_commits"] = len(seen)
         for tid in self.reachable_tensors:
             if (TENSOR, tid) in self.bad:

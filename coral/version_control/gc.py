@@ -3,11 +3,14 @@
 Roots: all branches and tags (and tag objects), HEAD, every commit any reflog entry names, and
 every tensor in the staging area. From the roots: commits -> parents and trees -> tensors;
 the store adds the chunks those tensors need, delta references included. A pruned commit
-(`coral.version_control.pruning`) is kept and its parents are followed, but its tree is live
-only while a branch, tag or HEAD names the commit itself — being reachable through a
-descendant or through the reflog is not enough — so gc deletes the tree and every tensor
-nothing live shares with it. The walk and the deletion run under the repository lock held
-exclusively, so no writer can store an object and reference it while gc decides it is garbage.
+(`coral.version_control.pruning`: training retention prunes the checkpoints it no longer keeps)
+is kept and its parents are followed, but its tree is live only while a branch, tag or HEAD
+names the commit itself — being reachable through a descendant or through the reflog is not
+enough — so gc deletes the tree and every tensor nothing live shares with it; reading the commit
+afterwards raises PrunedCommitError. The walk and the deletion run under the repository lock
+held exclusively, so no writer can store an object and reference it while gc decides it is
+garbage. `dry_run` deletes nothing and reports what would go and the bytes it takes now.
+Progress goes to an optional `progress(phase, done, total)` callback (`progress.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
 from coral.version_control import pruning
 from coral.version_control.objects import COMMIT, TAG, TREE
+from coral.version_control.progress import Phase, Progress
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
@@ -38,7 +42,8 @@ class LiveSet:
 
 @dataclass
 class GCResult:
-    """Objects removed (or that would be, with dry_run) per kind, and bytes freed."""
+    """Objects removed (or that would be, with dry_run) per kind, and bytes freed (or that
+    would be: what those objects take in the store now)."""
 
     removed: dict[str, int] = field(default_factory=dict)
     freed_bytes: int = 0
@@ -58,10 +63,11 @@ class GCResult:
         }
 
 
-def live_objects(repo: Repository) -> LiveSet:
+def live_objects(repo: Repository, progress: Progress | None = None) -> LiveSet:
     """Everything reachable from refs, HEAD, the reflog and the staging area (the trees of
     pruned commits only when a ref or HEAD names the commit)."""
     live = LiveSet()
+    phase = Phase(progress, "tracing history", len(repo.store.list_blobs(COMMIT)))
     roots = set(repo.refs.all_ref_targets().values())
     head = repo.refs.head().commit
     if head:
@@ -81,6 +87,7 @@ def live_objects(repo: Repository) -> LiveSet:
             live.missing.append(f"commit {cid}")
             continue
         live.commits.add(cid)
+        phase.advance()
         stack.extend(commit.parent_hashes)
         if commit.tree_id in live.trees:
             continue
@@ -94,31 +101,41 @@ def live_objects(repo: Repository) -> LiveSet:
             continue
         live.tensors |= tree.tensor_ids()
     live.tensors |= repo.staging.tensor_ids()
+    phase.finish()
     return live
 
 
 def collect_garbage(
-    repo: Repository, *, dry_run: bool = False, grace_seconds: float = 0.0, force: bool = False
+    repo: Repository,
+    *,
+    dry_run: bool = False,
+    grace_seconds: float = 0.0,
+    force: bool = False,
+    progress: Progress | None = None,
 ) -> GCResult:
-    """Remove unreachable objects (none when dry_run; then report what would go).
+    """Remove unreachable objects (none when dry_run; then report what would go and its bytes).
 
     Refuses (CorruptObjectError) when a reachable commit or tree cannot be read — what it
     references would look unreachable — unless force=True.
     """
     store = repo.store
     with repo.lock.exclusive():
-        live = live_objects(repo)
+        if dry_run:
+            store.wait_for_maintenance()  # measure settled packs, as gc itself would see them
+        live = live_objects(repo, progress)
         if live.missing and not force and not dry_run:
-            first = live.missing[0].split()
-            raise CorruptObjectError(
-                first[1],
+            kind, oid = live.missing[0].split()
+            error = CorruptObjectError(
+                oid[:10],  # printed at 10 characters, like every hash
                 None,
                 f"gc stopped: {len(live.missing)} reachable object(s) are missing or "
-                f"corrupt (first: {live.missing[0]}), so what they reference cannot be traced",
+                f"corrupt (first: {kind} {oid[:10]}), so what they reference cannot be traced",
                 hint="run `coral fsck` to list them and copy them back from a backup of "
                 ".coral/objects; Repository.gc(force=True) collects anyway, deleting what only "
                 "they referenced",
             )
+            error.object_id = oid
+            raise error
         live_blobs = {COMMIT: live.commits, TREE: live.trees, TAG: live.tags}
         result = GCResult(
             dry_run=dry_run,
@@ -130,10 +147,13 @@ def collect_garbage(
             },
         )
         if dry_run:
-            result.removed = _would_remove(repo, live, live_blobs)
+            result.removed, result.freed_bytes = _would_remove(repo, live, live_blobs, progress)
             return result
         dead = [t for t in store.list() if t not in live.tensors]
+        collecting = Phase(progress, "deleting unreachable objects")
         report = store.gc(live.tensors, live_blobs, grace_seconds=grace_seconds)
+        collecting.advance(sum(report.removed.values()))
+        collecting.finish()
         _forget_fingerprints(repo, [t for t in dead if not store.exists(t)])
         gone = [c for c in pruning.pruned(repo.database) if not store.has_blob(COMMIT, c)]
         pruning.remove(repo.database, gone)  # deleted commits need no pruned mark
@@ -149,22 +169,42 @@ def collect_garbage(
 
 
 def _would_remove(
-    repo: Repository, live: LiveSet, live_blobs: dict[str, set[str]]
-) -> dict[str, int]:
+    repo: Repository,
+    live: LiveSet,
+    live_blobs: dict[str, set[str]],
+    progress: Progress | None = None,
+) -> tuple[dict[str, int], int]:
+    """(objects per kind, bytes) that gc would delete now."""
     store = repo.store
-    out: dict[str, int] = {}
-    dead_tensors = [t for t in store.list() if t not in live.tensors]
-    if dead_tensors:
-        out[TENSOR] = len(dead_tensors)
     keep = store.live_chunks(live.tensors)
-    dead_chunks = sum(1 for c in store.list_blobs(CHUNK) if c not in keep)
-    if dead_chunks:
-        out[CHUNK] = dead_chunks
+    dead: list[tuple[str, str]] = [(TENSOR, t) for t in store.list() if t not in live.tensors]
+    dead += [(CHUNK, c) for c in store.list_blobs(CHUNK) if c not in keep]
     for kind, keep_ids in live_blobs.items():
-        n = sum(1 for b in store.list_blobs(kind) if b not in keep_ids)
-        if n:
-            out[kind] = n
-    return out
+        dead += [(kind, b) for b in store.list_blobs(kind) if b not in keep_ids]
+    out: dict[str, int] = {}
+    freed = 0
+    phase = Phase(progress, "measuring unreachable objects", len(dead))
+    for kind, oid in dead:
+        out[kind] = out.get(kind, 0) + 1
+        freed += _stored_size(store, kind, oid)
+        phase.advance()
+    phase.finish()
+    return out, freed
+
+
+def _stored_size(store: Any, kind: str, object_id: str) -> int:
+    """Bytes `object_id` takes in the store: its pack record, else its loose file."""
+    index = getattr(store, "index", None)
+    loc = index.get(object_id) if index is not None else None
+    if loc is not None:
+        return int(loc.entry.length)
+    loose = getattr(store, "loose", None)
+    if loose is None:
+        return 0
+    try:
+        return int(loose.path(kind, object_id).stat().st_size)
+    except OSError:
+        return 0
 
 
 def _forget_fingerprints(repo: Repository, removed: list[str]) -> None:

@@ -1,15 +1,18 @@
 """Pruned commits: history keeps them, `gc` may take their weights.
 
-A pruned commit (training retention prunes old checkpoints; anything may prune) stays in the
-history — `log` shows it, its parents stay connected, the commit object is never deleted while
-something reaches it — but `gc` no longer counts its tree as live. Its tree and the tensors only
-it needed are deleted by the next `gc`, unless the commit is named directly by a branch, a tag
-or HEAD. A pruned commit reachable only through the reflog loses its weights too (the reflog
-keeps commit objects, not weights). Tensors another live commit, the staging area or a delta
-chain still needs are kept by the usual reachability.
+Pruning marks a commit whose weights `gc` may delete (training retention prunes the checkpoints
+it no longer keeps; anything may prune). The commit stays in the history — `log` shows it, its
+parents stay connected, the commit object is never deleted while something reaches it — and
+until `gc` runs it reads as before, by its hash, and `unprune` brings it back. `gc` then deletes
+its tree and the tensors only it needed, unless a branch, a tag or HEAD names the commit itself
+(being reachable through a descendant or the reflog is not enough: the reflog keeps commit
+objects, not weights). Tensors another live commit, the staging area or a delta chain still
+needs are kept by the usual reachability.
 
-Until `gc` runs a pruned commit reads as before and `unprune` brings it back. After `gc`,
-reading its weights raises `PrunedCommitError` and `fsck` reports it as expected, not as damage.
+After `gc`, every read of its weights (`get_all_weights`, `get_tree`, `read_tree` of its tree,
+`checkout`) raises `PrunedCommitError` — "pruned", with a hint — instead of a missing-object
+error, and `fsck` reports it as expected, not as damage. `status()` says which of the two states
+a commit is in.
 
 The list lives in the `pruned_commits` table (component `pruning`), created on first use.
 """
@@ -123,6 +126,20 @@ def weights_collected(repo: Repository, commit_hash: str) -> bool:
     return any(not repo.store.exists(e.tensor_id) for e in tree.entries.values())
 
 
+PRUNED = "pruned"  # marked: gc may delete its weights; they are still there
+COLLECTED = "collected"  # marked, and gc deleted (some of) its weights
+
+
+def status(repo: Repository, commit_hash: str) -> str | None:
+    """None for a commit that is not pruned, else PRUNED or COLLECTED."""
+    if reason(repo.database, commit_hash) is None:
+        return None
+    try:
+        return COLLECTED if weights_collected(repo, commit_hash) else PRUNED
+    except ObjectNotFoundError:  # the commit object itself is gone
+        return COLLECTED
+
+
 def collected_error(repo: Repository, commit_hash: str) -> PrunedCommitError | None:
     """The error to raise when reading `commit_hash` failed, if it is a pruned commit."""
     why = reason(repo.database, commit_hash)
@@ -130,8 +147,31 @@ def collected_error(repo: Repository, commit_hash: str) -> PrunedCommitError | N
         return None
     return PrunedCommitError(
         f"commit {commit_hash[:10]} was pruned ({why}) and garbage-collected: its weights "
-        "are gone (the commit stays in the history)"
+        "are gone (the commit stays in the history)",
+        hint="a clone or backup made before that gc still has them; `coral checkpoints` lists "
+        "the checkpoints that were kept. To keep a pruned commit, unprune it "
+        "(Repository.unprune_commits, CheckpointManager.unprune) or tag it before `coral gc`",
     )
+
+
+def check_readable(repo: Repository, commit_hash: str) -> None:
+    """Raise PrunedCommitError when gc deleted the weights of pruned `commit_hash`."""
+    if status(repo, commit_hash) == COLLECTED:
+        err = collected_error(repo, commit_hash)
+        if err is not None:
+            raise err
+
+
+def raise_if_tree_collected(repo: Repository, tree_id: str, exc: ObjectNotFoundError) -> None:
+    """Raise PrunedCommitError (from `exc`) when the missing tree `tree_id` is the tree of a
+    pruned commit gc collected (reading a tree by its id, as `coral show` does)."""
+    for commit_hash in sorted(pruned(repo.database)):
+        try:
+            tree_of = repo.read_commit(commit_hash).tree_id
+        except (ObjectNotFoundError, CorruptObjectError):
+            continue
+        if tree_of == tree_id:
+            raise_if_collected(repo, commit_hash, exc)
 
 
 def raise_if_collected(repo: Repository, commit_hash: str, exc: ObjectNotFoundError) -> None:

@@ -186,7 +186,12 @@ class Repository(BranchesAndTags):
         if cached is not None:
             self._trees.move_to_end(tree_id)
             return cached
-        tree = Tree.decode(self.store.get_blob(TREE, tree_id), tree_id)
+        try:
+            data = self.store.get_blob(TREE, tree_id)
+        except ObjectNotFoundError as exc:  # a pruned commit's, deleted by gc: say "pruned"
+            pruning.raise_if_tree_collected(self, tree_id, exc)
+            raise
+        tree = Tree.decode(data, tree_id)
         self._trees[tree_id] = tree
         if len(self._trees) > 64:
             self._trees.popitem(last=False)
@@ -484,6 +489,8 @@ class Repository(BranchesAndTags):
         """
         is_branch = self.refs.branch_tip(ref) is not None
         target = self.refs.branch_tip(ref) if is_branch else self.resolve_ref(ref)
+        if target is not None:
+            pruning.check_readable(self, target)  # gc took its weights: PrunedCommitError
         if not self.staging.is_empty() and not force:
             raise DirtyStagingError(f"cannot check out {ref!r}: changes are staged")
         with self.database.transaction() as tx:
@@ -513,14 +520,24 @@ class Repository(BranchesAndTags):
 
         return merge_refs(self, branch, strategy, message=message, author=author, **params)
 
-    def gc(self, *, dry_run: bool = False, grace_seconds: float = 0.0, force: bool = False) -> Any:
+    def gc(
+        self,
+        *,
+        dry_run: bool = False,
+        grace_seconds: float = 0.0,
+        force: bool = False,
+        progress: Any = None,
+    ) -> Any:
         """Delete objects nothing reachable needs (refs, HEAD, reflog, staging area), and the
         weights of pruned commits no ref or HEAD names (`prune_commits`).
 
-        Objects younger than `grace_seconds` are kept. Returns a GCResult."""
+        Objects younger than `grace_seconds` are kept. `progress(phase, done, total)` is told
+        how far it got. Returns a GCResult (with dry_run: what would go, and the bytes)."""
         from coral.version_control.gc import collect_garbage
 
-        return collect_garbage(self, dry_run=dry_run, grace_seconds=grace_seconds, force=force)
+        return collect_garbage(
+            self, dry_run=dry_run, grace_seconds=grace_seconds, force=force, progress=progress
+        )
 
     def prune_commits(self, hashes: Iterable[str], reason: str = "retention") -> int:
         """Mark commits (hashes or any refs) pruned: they stay in the history, but the next
@@ -544,11 +561,12 @@ class Repository(BranchesAndTags):
         """Hashes of every pruned commit."""
         return pruning.pruned(self.database)
 
-    def fsck(self, *, full: bool = True) -> Any:
-        """Check every object's hash and every reference; returns an FsckReport."""
+    def fsck(self, *, full: bool = True, progress: Any = None) -> Any:
+        """Check every object's hash and every reference; returns an FsckReport.
+        `progress(phase, done, total)` is told how far it got."""
         from coral.version_control.fsck import check_repository
 
-        return check_repository(self, full=full)
+        return check_repository(self, full=full, progress=progress)
 
     @property
     def deduplicator(self) -> Any:

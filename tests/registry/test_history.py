@@ -41,7 +41,7 @@ def test_history_filters_and_order(repo: Repository, tmp_path: Path) -> None:
     publisher = ModelPublisher(repo)
     first = publisher.publish_local(tmp_path / "a", commit_ref="HEAD~2", format="npz")
     failed = publisher.publish_local(tmp_path / "b", commit_ref="missing")
-    second = publisher.publish_local(tmp_path / "a", commit_ref="v1.0", format="npz")
+    second = publisher.publish_local(tmp_path / "a", commit_ref="v1.0", format="npz", force=True)
 
     history = publisher.get_history()
     assert [r.success for r in history] == [True, False, True]
@@ -71,7 +71,7 @@ def test_get_latest(repo: Repository, tmp_path: Path, monkeypatch) -> None:
     publisher = ModelPublisher(repo)
     assert publisher.get_latest("exports/m") is None
     publisher.publish_local("exports/m", commit_ref="HEAD~1", format="npz")
-    latest = publisher.publish_local("exports/m", commit_ref="HEAD", format="npz")
+    latest = publisher.publish_local("exports/m", commit_ref="HEAD", format="npz", force=True)
     publisher.publish_local("exports/m", commit_ref="nope")  # failures never count
 
     found = publisher.get_latest("exports/m", registry=RegistryType.LOCAL)

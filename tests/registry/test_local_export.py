@@ -149,7 +149,7 @@ def test_reexport_replaces_only_an_earlier_export(repo: Repository, tmp_path: Pa
     out = tmp_path / "again"
     assert ModelPublisher(repo, max_shard_bytes=256).publish_local(out).success
     assert len(list(out.glob("model-*.safetensors"))) > 1
-    result = ModelPublisher(repo).publish_local(out, commit_ref="HEAD~2")
+    result = ModelPublisher(repo).publish_local(out, commit_ref="HEAD~2", force=True)
     assert result.success, result.error
     assert sorted(p.name for p in out.iterdir()) == ["coral_metadata.json", "model.safetensors"]
     assert_bit_exact(load_weights(out / "model.safetensors"), special_weights(0))

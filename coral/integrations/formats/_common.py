@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
 from coral.core.dtypes import canonical_array
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import InvalidFileError, InvalidNameError, UnsafeFileError
+from coral.storage.atomic_file import atomic_write as atomic_write  # the one implementation
 
 
 class LazyTensors(Mapping[str, np.ndarray]):
@@ -139,20 +137,3 @@ def as_arrays(weights: Mapping[str, Any]) -> dict[str, np.ndarray]:
 def raw_bytes(array: np.ndarray) -> memoryview:
     """The array's bytes without a copy (it must be C-contiguous)."""
     return np.ascontiguousarray(array).reshape(-1).view(np.uint8).data
-
-
-@contextmanager
-def atomic_write(path: Path) -> Iterator[IO[bytes]]:
-    """Write `path` through a temporary file in the same folder, fsynced, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
