@@ -160,7 +160,7 @@ def merge_refs(
                 **details,
             }
         }
-        commit = repo._write_commit(
+        commit = repo.writer.write_commit(
             tree,
             [ours, *pending],
             message or f"Merge {label} into {head.branch or 'HEAD'} (strategy: {strategy})",

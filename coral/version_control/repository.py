@@ -581,17 +581,6 @@ class Repository(BranchesAndTags):
 
         return storage_history(self)
 
-    # -- internals used by merge ----------------------------------------------------------------
-    def _write_commit(
-        self,
-        tree: Tree,
-        parents: list[str],
-        message: str,
-        author: str | None,
-        metadata: Mapping[str, Any] | None,
-    ) -> Commit:
-        return self.writer.write_commit(tree, parents, message, author, metadata)
-
 
 def _select(names: list[str], layers: str | Sequence[str] | None) -> list[str]:
     if layers is None:
