@@ -23,6 +23,7 @@ from coral.cli._common import (
     parse_metrics,
     parse_size,
 )
+from coral.core.hashing import is_hash
 from coral.errors import CoralError
 
 if TYPE_CHECKING:
@@ -110,7 +111,8 @@ def _report(result: PublishResult, json_output: bool) -> None:
             f"to {result.registry.value}: [bold]{escape(result.model_name)}[/bold]"
         )
         if result.version:
-            console.print(f"  version: {escape(result.version)}")
+            version = result.version[:10] if is_hash(result.version) else result.version
+            console.print(f"  version: {escape(version)}")
         if result.url:
             console.print(f"  url:     {escape(result.url)}")
         if meta.get("run_id"):

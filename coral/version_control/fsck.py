@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from coral.errors import CoralError, CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
 from coral.version_control import pruning
-from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree
+from coral.version_control.objects import COMMIT, FILE, TAG, TREE, Commit, Tag, Tree
 from coral.version_control.progress import Phase, Progress
 
 if TYPE_CHECKING:
@@ -293,6 +293,11 @@ class _Checker:
         except CorruptObjectError as exc:
             self.report.add(TREE, tree_id, self._file(TREE, tree_id), exc.reason)
             return
+        for path, file in tree.files.items():
+            if not self.store.has_blob(FILE, file.blob_id):
+                self.report.add(
+                    FILE, file.blob_id, f"{commit_id[:10]}:{path}", "model file is missing"
+                )
         manifest = getattr(self.store, "manifest", None)
         for name, entry in tree.entries.items():
             tid = entry.tensor_id

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
 from coral.version_control import pruning
-from coral.version_control.objects import COMMIT, TAG, TREE
+from coral.version_control.objects import COMMIT, FILE, TAG, TREE
 from coral.version_control.progress import Phase, Progress
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class LiveSet:
     trees: set[str] = field(default_factory=set)
     tags: set[str] = field(default_factory=set)
     tensors: set[str] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)  # model-file blobs of live trees and staging
     missing: list[str] = field(default_factory=list)  # reachable but absent (fsck reports them)
 
 
@@ -100,7 +101,9 @@ def live_objects(repo: Repository, progress: Progress | None = None) -> LiveSet:
             live.missing.append(f"tree {commit.tree_id}")
             continue
         live.tensors |= tree.tensor_ids()
+        live.files |= {f.blob_id for f in tree.files.values()}
     live.tensors |= repo.staging.tensor_ids()
+    live.files |= {f.blob_id for f in repo.staging.file_changes().values() if f is not None}
     phase.finish()
     return live
 
@@ -136,7 +139,7 @@ def collect_garbage(
             )
             error.object_id = oid
             raise error
-        live_blobs = {COMMIT: live.commits, TREE: live.trees, TAG: live.tags}
+        live_blobs = {COMMIT: live.commits, TREE: live.trees, TAG: live.tags, FILE: live.files}
         result = GCResult(
             dry_run=dry_run,
             kept={

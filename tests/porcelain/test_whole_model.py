@@ -165,3 +165,31 @@ def test_tree_without_files_keeps_its_id() -> None:
 
     entry = TreeEntry("fc.bias", "9a" * 32, (2,), "float32")
     assert b"files" not in Tree({"fc.bias": entry}).encode()
+
+
+def test_gc_keeps_live_model_files_and_fsck_reports_a_missing_one(tmp_path: Path) -> None:
+    from coral.version_control.objects import FILE, FileEntry, Tree
+
+    repo = Repository.init(tmp_path / "repo")
+    repo.add_weight("w", np.ones(4, np.float32))
+    repo.add_file("config.json", b'{"v": 1}')
+    repo.commit("one")
+    repo.add_file("config.json", b'{"v": 2}')
+    repo.commit("two")
+    old = repo.list_files("HEAD~1")["config.json"].blob_id
+    orphan = repo.add_file("notes.txt", b"never committed")
+    with repo.database.transaction() as tx:
+        repo.staging.unstage_files(tx)
+    repo.gc()
+    assert repo.get_files("HEAD") == {"config.json": b'{"v": 2}'}
+    assert repo.store.has_blob(FILE, old)  # HEAD~1 is still reachable
+    assert not repo.store.has_blob(FILE, orphan)  # nothing needs it: collected
+    assert repo.fsck().ok
+    head = repo.get_tree("HEAD")
+    broken = Tree(head.entries, {**head.files, "lost.json": FileEntry("lost.json", "ab" * 32, 2)})
+    commit = repo.writer.write_commit(broken, [repo.head_commit()], "broken", None, None)
+    repo.fast_forward("main", commit.commit_hash, repo.head_commit(), "test")
+    report = repo.fsck()
+    assert not report.ok
+    assert any("model file is missing" in p.reason for p in report.problems)
+    repo.close()
