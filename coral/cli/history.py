@@ -27,6 +27,7 @@ from coral.cli.diff_view import print_file_changes, tensor_filter
 from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError, RefNotFoundError
 from coral.storage.base import ObjectStats
+from coral.version_control import pruning
 
 if TYPE_CHECKING:
     from coral.version_control.objects import Commit, TreeEntry
@@ -151,6 +152,7 @@ def log(
     if not commits:
         console.print("No commits yet")
         return
+    pruned = pruning.pruned(repo.database)
     rows = graph_rows(commits) if graph else [("", c) for c in commits]
     for prefix, c in rows:
         pad = f"{prefix} " if prefix else ""
@@ -159,6 +161,13 @@ def log(
             continue
         deco = labels.get(c.commit_hash)
         deco_text = f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else ""
+        if c.commit_hash in pruned:
+            state = pruning.status(repo, c.commit_hash)
+            deco_text += (
+                " [dim]\\[pruned, weights collected][/dim]"
+                if state == pruning.COLLECTED
+                else " [dim]\\[pruned][/dim]"
+            )
         exps = experiments.get(c.commit_hash, [])
         if oneline:
             subject = escape(first_line(c.message))

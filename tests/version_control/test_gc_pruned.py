@@ -138,3 +138,16 @@ def test_readme_tells_the_same_story() -> None:
     assert "loadable by its hash." not in readme  # it is, but only until gc
     assert "until `coral gc`" in readme
     assert "auto_gc" in readme
+
+
+def test_log_marks_pruned_commits(repo: Repository) -> None:
+    c = _history(repo)
+    repo.prune_commits([c[1]])
+    repo.gc()
+    repo.prune_commits([c[2]])  # marked after gc: its weights are still there
+    res = _cli(repo, "log", "--oneline")
+    assert res.exit_code == 0, res.output
+    lines = {line.split()[0]: line for line in res.stdout.splitlines()}
+    assert "pruned, weights collected" in lines[c[1][:10]]
+    assert "[pruned]" in lines[c[2][:10]]
+    assert "pruned" not in lines[c[0][:10]] and "pruned" not in lines[c[3][:10]]
