@@ -86,6 +86,7 @@ class ModelPublisher:
                 files = [
                     p.name for p in snap.write_weights(folder, "safetensors", self.max_shard_bytes)
                 ]
+                files += snap.write_model_files(folder, skip=[METADATA_FILE, "README.md"])
                 files += [METADATA_FILE, "README.md"]
                 snap.write_metadata(
                     folder,
@@ -177,6 +178,7 @@ class ModelPublisher:
                 files = [
                     p.name for p in snap.write_weights(folder, "safetensors", self.max_shard_bytes)
                 ]
+                files += snap.write_model_files(folder, skip=[METADATA_FILE, "README.md"])
                 files.append(METADATA_FILE)
                 snap.write_metadata(
                     folder,
@@ -281,6 +283,7 @@ class ModelPublisher:
                         staging, format, self.max_shard_bytes if format == "safetensors" else None
                     )
                 ]
+                files += snap.write_model_files(staging, skip=[METADATA_FILE])
                 if include_metadata:
                     files.append(METADATA_FILE)
                     snap.write_metadata(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ class CommitSnapshot:
     weights: dict[str, WeightTensor]
     tag_metrics: dict[str, Any] = field(default_factory=dict)
     coral_version: str = field(default=coral.__version__)
+    files: dict[str, bytes] = field(default_factory=dict)  # the commit's model files by path
 
     @classmethod
     def load(
@@ -64,6 +65,7 @@ class CommitSnapshot:
             tags=sorted(t.name for t in tags),
             weights=weights,
             tag_metrics=tag_metrics,
+            files=repo.get_files(commit.commit_hash),
         )
 
     # -- facts ---------------------------------------------------------------------------------
@@ -138,6 +140,20 @@ class CommitSnapshot:
                 self.weights, path, format, max_shard_bytes=max_shard_bytes, metadata=header
             )
         return save_weights(self.weights, path, format)
+
+    def write_model_files(self, folder: Path, skip: Iterable[str] = ()) -> list[str]:
+        """Write the commit's model files (config.json, tokenizer files, ...) into `folder`;
+        returns their paths relative to it. Paths in `skip` are left to the caller."""
+        written = []
+        for rel, data in sorted(self.files.items()):
+            if rel in set(skip):
+                continue
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_write(target) as f:
+                f.write(data)
+            written.append(rel)
+        return written
 
     @staticmethod
     def write_metadata(folder: Path, metadata: Mapping[str, Any]) -> Path:

@@ -195,3 +195,21 @@ def test_dtype_safetensors_cannot_hold_fails_cleanly_but_npz_keeps_it(tmp_path: 
     assert ok.success, ok.error
     assert_bit_exact(load_weights(tmp_path / "np" / "model.npz"), weights)
     repo.close()
+
+
+def test_publish_local_writes_the_commits_model_files(tmp_path) -> None:
+    """A published folder is the whole model: config.json and tokenizer files come along."""
+    import numpy as np
+
+    from coral.registry import ModelPublisher
+    from coral.version_control.repository import Repository
+
+    repo = Repository.init(tmp_path / "repo")
+    repo.add_weight("w", np.ones(4, np.float32))
+    repo.add_files({"config.json": b'{"model_type": "toy"}', "tokenizer/vocab.txt": b"a\nb\n"})
+    repo.commit("whole model")
+    result = ModelPublisher(repo).publish_local(tmp_path / "out", "HEAD")
+    assert (tmp_path / "out" / "config.json").read_bytes() == b'{"model_type": "toy"}'
+    assert (tmp_path / "out" / "tokenizer" / "vocab.txt").read_bytes() == b"a\nb\n"
+    assert result.success
+    repo.close()
