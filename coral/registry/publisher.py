@@ -8,6 +8,7 @@ missing repository, unsupported dtype): it returns a `PublishResult` with `succe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -296,6 +297,7 @@ class ModelPublisher:
                 for path in old:
                     path.unlink(missing_ok=True)
                 for name in files:
+                    (out / name).parent.mkdir(parents=True, exist_ok=True)
                     os.replace(staging / name, out / name)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -382,12 +384,33 @@ def _previous_export(out: Path) -> list[Path]:
         return []
     if not out.is_dir():
         raise ExportTargetError(f"{out} exists and is not a folder")
-    entries = list(out.iterdir())
-    foreign = sorted(p.name for p in entries if not (p.is_file() and _EXPORT_FILE.match(p.name)))
+    listed = _listed_files(out)  # model files an earlier export wrote, by its metadata
+    entries = list(out.rglob("*"))
+    ours = [
+        p
+        for p in entries
+        if p.is_file()
+        and (
+            (_EXPORT_FILE.match(p.name) and p.parent == out)
+            or p.relative_to(out).as_posix() in listed
+        )
+    ]
+    foreign = sorted(
+        p.relative_to(out).as_posix() for p in entries if p.is_file() and p not in ours
+    )
     if foreign:
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise ExportTargetError(f"{out} already holds other files ({shown})")
-    return entries
+    return ours
+
+
+def _listed_files(out: Path) -> set[str]:
+    try:
+        doc = json.loads((out / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return set()
+    files = doc.get("files") if isinstance(doc, dict) else None
+    return {str(f) for f in files} if isinstance(files, list) else set()
 
 
 def _first_line(message: str) -> str:

@@ -212,4 +212,6 @@ def test_publish_local_writes_the_commits_model_files(tmp_path) -> None:
     assert (tmp_path / "out" / "config.json").read_bytes() == b'{"model_type": "toy"}'
     assert (tmp_path / "out" / "tokenizer" / "vocab.txt").read_bytes() == b"a\nb\n"
     assert result.success
+    again = ModelPublisher(repo).publish_local(tmp_path / "out", "HEAD", force=True)
+    assert again.success, again.error
     repo.close()
