@@ -7,6 +7,7 @@ there, not from the `click` package.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -25,6 +27,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
 )
@@ -32,6 +35,7 @@ from typer._click import Context
 from typer._click.globals import get_current_context
 
 from coral.errors import CoralError
+from coral.utils.report_format import human_bytes as human_bytes  # shared with the reports
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
@@ -90,6 +94,14 @@ def out() -> Console:
     return console
 
 
+def natural_width(renderable: Any) -> int:
+    """Columns of the widest line `renderable` prints when nothing is wrapped or shrunk."""
+    sink = Console(width=1 << 16, file=io.StringIO(), color_system=None, highlight=False)
+    with sink.capture() as captured:
+        sink.print(renderable)
+    return max((cell_len(line) for line in captured.get().splitlines()), default=0)
+
+
 def err() -> Console:
     """Console for errors, warnings and progress (stderr); never wraps a line."""
     return Console(stderr=True, highlight=False, soft_wrap=True)
@@ -134,12 +146,8 @@ def note(message: str) -> None:
         err().print(f"[dim]{escape(message)}[/dim]")
 
 
-@contextmanager
-def progress(description: str, total: int | None) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields `advance(n=1)`. Silent when stderr is no terminal
-    or the work is small."""
-    console = err()
-    bar = Progress(
+def _bars(console: Console) -> Progress:
+    return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -149,13 +157,39 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
         transient=True,
         disable=not console.is_terminal,
     )
-    with bar:
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator[Any]:
+    """A rich progress bar on stderr; yields `advance(n=1)`. Silent when stderr is no terminal
+    or the work is small."""
+    with _bars(err()) as bar:
         task = bar.add_task(description, total=total)
 
         def advance(n: int = 1) -> None:
             bar.advance(task, n)
 
         yield advance
+
+
+@contextmanager
+def phase_progress() -> Iterator[Callable[[str, int, int | None], None] | None]:
+    """A library `progress(phase, done, total)` callback drawing one bar per phase on stderr;
+    None (nothing to report to) when stderr is not a terminal."""
+    console = err()
+    if not console.is_terminal:
+        yield None
+        return
+    tasks: dict[str, TaskID] = {}
+    with _bars(console) as bars:
+
+        def report(phase: str, done: int, total: int | None) -> None:
+            task = tasks.get(phase)
+            if task is None:
+                task = tasks[phase] = bars.add_task(escape(phase), total=total)
+            bars.update(task, completed=done, total=total)
+
+        yield report
 
 
 # -- parsing and formatting -------------------------------------------------------------------
@@ -212,16 +246,6 @@ def parse_size(text: str) -> int:
     if unit not in units or value <= 0:
         raise CoralError(f"bad size {text!r}", hint="write sizes like 500MB, 2GiB or 1048576")
     return int(value * units[unit])
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def fmt_float(x: float | None, spec: str = ".4g") -> str:

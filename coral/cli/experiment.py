@@ -17,7 +17,8 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from coral.cli._common import emit_json, fmt_float, open_repo, out, parse_metrics
+from coral.cli._common import emit_json, fmt_float, natural_width, open_repo, out, parse_metrics
+from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError
 
 if TYPE_CHECKING:
@@ -239,13 +240,17 @@ def list_(
             out().print("No experiments yet. Start one with `coral experiment start NAME`.")
             return
         active = tracker.active_experiment_id()
-        table = Table(title="Experiments", box=box.SIMPLE_HEAD, pad_edge=False)
-        table.add_column("id", no_wrap=True)
-        table.add_column("name", min_width=8)
-        table.add_column("status", no_wrap=True)
-        table.add_column("started", no_wrap=True)
-        table.add_column("last metrics", ratio=1, min_width=12)
-        table.add_column("commit", no_wrap=True)
+        table = FitTable(
+            [
+                Column("id", keep=True),
+                Column("name", key=True),
+                Column("status", drop=60),
+                Column("started", drop=20),
+                Column("last metrics", drop=10),
+                Column("commit", drop=30),
+            ],
+            title="Experiments",
+        )
         for e in exps:
             metrics = ", ".join(
                 f"{escape(k)}={fmt_float(v['last'])}" for k, v in list(e.summary.items())[:3]
@@ -259,9 +264,9 @@ def list_(
                 _status_text(tracker, e),
                 e.started_at.strftime("%m-%d %H:%M") if e.started_at else "-",
                 metrics or "-",
-                _short(e.commit_hash, 8),
+                _short(e.commit_hash),
             )
-        out().print(table)
+        table.render(out())
         if active:
             out().print("[dim]* active experiment (`coral experiment log` writes to it)[/dim]")
     finally:
@@ -295,7 +300,7 @@ def show(
             ("started", _when(exp.started_at)),
             ("ended", _when(exp.ended_at)),
             ("duration", _duration(exp.duration)),
-            ("commit", exp.commit_hash or "-"),
+            ("commit", _short(exp.commit_hash)),
             ("parent", exp.parent_experiment or "-"),
             ("tags", escape(", ".join(exp.tags) or "-")),
             ("notes", escape(exp.notes or "-")),
@@ -305,34 +310,40 @@ def show(
         for key, val in rows:
             console.print(f"  [dim]{key:<12}[/dim] {val}")
         if exp.params:
-            table = Table(title="Parameters")
-            table.add_column("param")
-            table.add_column("value")
+            params = FitTable([Column("param", key=True), Column("value", keep=True)])
             for k, v in exp.params.items():
-                table.add_row(escape(k), _value(v))
-            console.print(table)
+                params.add_row(escape(k), _value(v))
+            console.print()
+            params.render(console)
         if exp.summary:
-            table = Table(title="Metrics")
-            for col in ("metric", "points", "last", "last step", "min", "max"):
-                table.add_column(col, justify="left" if col == "metric" else "right")
-            for k, s in exp.summary.items():
-                table.add_row(
+            metrics = FitTable(
+                [
+                    Column("metric", key=True),
+                    Column("points", justify="right", drop=10),
+                    Column("last", justify="right", keep=True),
+                    Column("last step", justify="right", drop=20),
+                    Column("min", justify="right", drop=40),
+                    Column("max", justify="right", drop=30),
+                ]
+            )
+            for k, m in exp.summary.items():
+                metrics.add_row(
                     escape(k),
-                    str(s["count"]),
-                    fmt_float(s["last"]),
-                    str(s["last_step"]),
-                    f"{fmt_float(s['min'])} @{s['min_step']}",
-                    f"{fmt_float(s['max'])} @{s['max_step']}",
+                    str(m["count"]),
+                    fmt_float(m["last"]),
+                    str(m["last_step"]),
+                    f"{fmt_float(m['min'])} @{m['min_step']}",
+                    f"{fmt_float(m['max'])} @{m['max_step']}",
                 )
-            console.print(table)
+            console.print()
+            metrics.render(console)
         links = tracker.commit_links(exp.experiment_id)
         if links:
-            table = Table(title="Commits")
-            table.add_column("commit", no_wrap=True)
-            table.add_column("linked by")
+            commits = FitTable([Column("commit", keep=True), Column("linked by", key=True)])
             for link in links:
-                table.add_row(link["commit_hash"][:16], escape(link["source"]))
-            console.print(table)
+                commits.add_row(_short(link["commit_hash"]), escape(link["source"]))
+            console.print()
+            commits.render(console)
     finally:
         tracker.close()
 
@@ -366,41 +377,67 @@ def compare(
         if json_output:
             emit_json(result)
             return
-        table = Table(title="Experiment comparison")
-        table.add_column("", style="bold")
-        for e in result["experiments"]:
-            table.add_column(f"{e['experiment_id']}\n{escape(e['name'])}", justify="right")
-        table.add_row("status", *[e["status"] for e in result["experiments"]])
-        table.add_row("branch", *[escape(e["branch"] or "-") for e in result["experiments"]])
-        table.add_row("commit", *[_short(e["commit_hash"]) for e in result["experiments"]])
-        table.add_section()
-        for name, per in result["metrics"].items():
-            cells = []
-            for i in ids:
-                s = per.get(i)
-                cells.append(
-                    "-"
-                    if s is None
-                    else f"{fmt_float(s['last'])} "
-                    f"(min {fmt_float(s['min'])}, max {fmt_float(s['max'])})"
-                )
-            table.add_row(escape(name), *cells)
-        table.add_section()
-        differing = set(result["differing_params"])
-        for name, per in result["params"].items():
-            style = "yellow" if name in differing else None
-            table.add_row(
-                escape(name),
-                *[_value(per.get(i)) if per.get(i) is not None else "-" for i in ids],
-                style=style,
-            )
-        out().print(table)
-        if differing:
-            out().print("[dim]parameters that differ are highlighted[/dim]")
+        _print_comparison(result, ids)
+        if result["differing_params"]:
+            out().print("[dim]parameters that differ are marked *[/dim]")
         if plot is not None:
             out().print(f"Plot written to {escape(str(plot))}")
     finally:
         tracker.close()
+
+
+def _metric_range(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "-"
+    return f"{fmt_float(s['last'])} ({fmt_float(s['min'])}..{fmt_float(s['max'])})"
+
+
+def _print_comparison(result: dict[str, Any], ids: list[str]) -> None:
+    """Experiments side by side when they fit the terminal, else one record per experiment."""
+    console = out()
+    exps = result["experiments"]
+    differing = set(result["differing_params"])
+    table = Table(title="Experiment comparison", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("", style="bold", no_wrap=True)
+    for e in exps:
+        table.add_column(
+            f"{e['experiment_id']}\n{escape(e['name'])}", justify="right", no_wrap=True
+        )
+    table.add_row("status", *[e["status"] for e in exps])
+    table.add_row("branch", *[escape(e["branch"] or "-") for e in exps])
+    table.add_row("commit", *[_short(e["commit_hash"]) for e in exps])
+    table.add_section()
+    for name, per in result["metrics"].items():
+        table.add_row(escape(name), *[_metric_range(per.get(i)) for i in ids])
+    table.add_section()
+    for name, per in result["params"].items():
+        mark = "*" if name in differing else ""
+        table.add_row(
+            escape(name) + mark,
+            *[_value(per.get(i)) if per.get(i) is not None else "-" for i in ids],
+            style="yellow" if mark else None,
+        )
+    if natural_width(table) <= console.width:
+        console.print(table)
+        return
+    console.print("Experiment comparison")
+    names = [*result["metrics"], *(n + "*" if n in differing else n for n in result["params"])]
+    pad = max((len(n) for n in names), default=0)
+    for e in exps:
+        eid = e["experiment_id"]
+        console.print(f"[bold]{eid}[/bold] {escape(e['name'])}", soft_wrap=True)
+        console.print(
+            f"    {'status':<{pad}}  {e['status']}, branch {escape(e['branch'] or '-')}, "
+            f"commit {_short(e['commit_hash'])}",
+            soft_wrap=True,
+        )
+        for name, per in result["metrics"].items():
+            label = escape(f"{name:<{pad}}")
+            console.print(f"    {label}  {_metric_range(per.get(eid))}", soft_wrap=True)
+        for name, per in result["params"].items():
+            label = escape(f"{name + ('*' if name in differing else ''):<{pad}}")
+            value = _value(per.get(eid)) if per.get(eid) is not None else "-"
+            console.print(f"    {label}  {value}", soft_wrap=True)
 
 
 def _plot_curves(
@@ -417,7 +454,7 @@ def _plot_curves(
     if not names:
         raise CoralError("these experiments logged no metrics to plot")
     labels = {
-        e["experiment_id"]: f"{e['experiment_id'][:8]} {e['name']}" for e in result["experiments"]
+        e["experiment_id"]: f"{e['experiment_id']} {e['name']}" for e in result["experiments"]
     }
     palette = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
     colors = {eid: palette[i % len(palette)] for i, eid in enumerate(ids)}
@@ -477,9 +514,19 @@ def best(
     if not results:
         out().print(f"No experiment logged {escape(metric)!s}.")
         return
-    table = Table(title=f"Best {escape(metric)} ({mode})")
-    for col in ("#", "id", "name", metric, "step", "status", "commit", "params"):
-        table.add_column(escape(col), no_wrap=col in ("id", "commit"))
+    table = FitTable(
+        [
+            Column("#", justify="right", keep=True),
+            Column("id", keep=True),
+            Column("name", key=True),
+            Column(escape(metric), justify="right", keep=True),
+            Column("step", justify="right", drop=40),
+            Column("status", drop=30),
+            Column("commit", drop=35),
+            Column("params", drop=10),
+        ],
+        title=f"Best {escape(metric)} ({mode})",
+    )
     for rank, r in enumerate(results, 1):
         params = ", ".join(
             f"{escape(str(k))}={_value(v)}" for k, v in list(r["params"].items())[:4]
@@ -494,7 +541,7 @@ def best(
             _short(r["commit_hash"]),
             params,
         )
-    out().print(table)
+    table.render(out())
 
 
 def register(app: typer.Typer) -> None:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
+from rich.cells import cell_len
 from rich.markup import escape
-from rich.table import Table
 
 from coral.cli._common import (
     complete_ref,
@@ -22,14 +20,22 @@ from coral.cli._common import (
     human_bytes,
     open_repo,
     out,
+    phase_progress,
+    progress,
 )
 from coral.cli.diff_view import print_file_changes, tensor_filter
 from coral.cli.tables import Column, FitTable
+from coral.core.training_names import is_training_state
 from coral.errors import CoralError, RefNotFoundError
 from coral.storage.base import ObjectStats
+from coral.utils.ascii_report import render_diff_ascii
+from coral.utils.comparison import comparison_of_diff
+from coral.utils.report_format import counts_text
+from coral.utils.tensor_values import value_stats
 from coral.version_control import pruning
 
 if TYPE_CHECKING:
+    from coral.version_control.diff import DiffResult, TensorComparison
     from coral.version_control.objects import Commit, TreeEntry
     from coral.version_control.repository import Repository
 
@@ -105,10 +111,24 @@ def linked_experiments(repo: Repository, commits: list[Commit]) -> dict[str, lis
     return experiments_for_commits(repo, [c.commit_hash for c in commits])
 
 
-def _metrics_text(metrics: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={fmt_float(v) if isinstance(v, float) else v}" for k, v in metrics.items()
-    )
+def _metric_items(metrics: dict[str, Any]) -> list[str]:
+    return [f"{k}={fmt_float(v) if isinstance(v, float) else v}" for k, v in metrics.items()]
+
+
+def _wrapped(prefix: str, items: list[str], width: int) -> list[str]:
+    """`prefix` + items joined by ", ", continued under the first item when a line is full;
+    an item is never split (markup-escaped lines)."""
+    indent = " " * cell_len(prefix)
+    lines: list[str] = []
+    line = prefix
+    for i, item in enumerate(items):
+        piece = item + ("," if i < len(items) - 1 else "")
+        if line not in (prefix, indent) and cell_len(line) + 1 + cell_len(piece) > width:
+            lines.append(line)
+            line = indent
+        line += ("" if line in (prefix, indent) else " ") + piece
+    lines.append(line)
+    return [escape(x) for x in lines]
 
 
 # -- log --------------------------------------------------------------------------------------
@@ -185,9 +205,10 @@ def log(
         console.print(f"{cont}Author: {escape(c.author)}")
         console.print(f"{cont}Date:   {fmt_time(c.timestamp)}")
         if c.metrics:
-            console.print(f"{cont}Metrics: {escape(_metrics_text(c.metrics))}")
+            for line in _wrapped(f"{cont}Metrics: ", _metric_items(c.metrics), console.width):
+                console.print(line)
         for e in exps:
-            console.print(f"{cont}Experiment: {escape(e.name)} ({e.experiment_id[:8]})")
+            console.print(f"{cont}Experiment: {escape(e.name)} ({e.experiment_id})")
         console.print(cont.rstrip())
         for line in c.message.strip().splitlines() or [""]:
             console.print(f"{cont}    {escape(line)}")
@@ -209,29 +230,6 @@ def _split_target(repo: Repository, target: str) -> tuple[str, str | None]:
         raise
 
 
-def _value_stats(data: np.ndarray) -> dict[str, Any]:
-    if data.size == 0 or (
-        data.dtype.kind not in "biufc" and not data.dtype.name.startswith(("bfloat", "float8"))
-    ):
-        return {"elements": int(data.size)}
-    values = data.astype(np.complex128 if data.dtype.kind == "c" else np.float64).reshape(-1)
-    finite = values[np.isfinite(values)]
-    stats: dict[str, Any] = {
-        "elements": int(values.size),
-        "zeros": int(np.count_nonzero(values == 0)),
-        "nonfinite": int(values.size - finite.size),
-        "l2_norm": float(np.linalg.norm(finite)) if finite.size else math.nan,
-    }
-    if data.dtype.kind != "c" and finite.size:
-        stats.update(
-            min=float(finite.min()),
-            max=float(finite.max()),
-            mean=float(finite.mean()),
-            std=float(finite.std()),
-        )
-    return stats
-
-
 def _show_tensor(repo: Repository, ref: str, name: str, json_output: bool) -> None:
     from coral.version_control.errors import WeightNotFoundError
 
@@ -250,7 +248,7 @@ def _show_tensor(repo: Repository, ref: str, name: str, json_output: bool) -> No
         "layer_type": entry.layer_type,
         "model_name": entry.model_name,
         "extra": entry.extra,
-        "values": _value_stats(weight.data),
+        "values": value_stats(weight.data),
     }
     st = repo.store.stats(entry.tensor_id)
     if isinstance(st, ObjectStats):
@@ -264,28 +262,32 @@ def _show_tensor(repo: Repository, ref: str, name: str, json_output: bool) -> No
     if json_output:
         emit_json(info)
         return
-    table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column()
-    table.add_row("tensor", escape(name))
-    table.add_row("commit", f"{commit.commit_hash[:10]} {escape(first_line(commit.message))}")
-    table.add_row("id", entry.tensor_id)
-    table.add_row("shape", fmt_shape(entry.shape))
-    table.add_row("dtype", entry.dtype)
-    table.add_row("size", human_bytes(entry.nbytes))
-    for key in ("layer_type", "model_name"):
-        if info[key]:
-            table.add_row(key, escape(str(info[key])))
+    rows = [
+        ("tensor", escape(name)),
+        ("commit", f"{commit.commit_hash[:10]} {escape(first_line(commit.message))}"),
+        ("id", entry.tensor_id[:10]),
+        ("shape", fmt_shape(entry.shape)),
+        ("dtype", entry.dtype),
+        ("size", human_bytes(entry.nbytes)),
+    ]
+    rows += [(key, escape(str(info[key]))) for key in ("layer_type", "model_name") if info[key]]
     if "storage" in info:
         s = info["storage"]
-        table.add_row(
-            "stored",
-            f"{human_bytes(s['stored_bytes'])} ({s['encoding']}, "
-            f"{s['compression_ratio']:.2f}x, {s['chunks']} chunks, delta depth {s['chain_depth']})",
+        rows.append(
+            (
+                "stored",
+                f"{human_bytes(s['stored_bytes'])} ({s['encoding']}, "
+                f"{s['compression_ratio']:.2f}x, {s['chunks']} chunks, "
+                f"delta depth {s['chain_depth']})",
+            )
         )
-    for key, value in info["values"].items():
-        table.add_row(key, fmt_float(value) if isinstance(value, float) else str(value))
-    out().print(table)
+    rows += [
+        (key, fmt_float(value) if isinstance(value, float) else str(value))
+        for key, value in info["values"].items()
+    ]
+    console = out()
+    for key, value in rows:  # lines, not a table: the name is never wrapped
+        console.print(f"[bold]{key:<10}[/bold] {value}", soft_wrap=True)
 
 
 def show(
@@ -302,6 +304,13 @@ def show(
             "--layers", "-l", help="Only tensors matching this pattern, e.g. 'encoder.*'."
         ),
     ] = None,
+    include_training_state: Annotated[
+        bool,
+        typer.Option(
+            "--include-training-state",
+            help="Also list optimizer, scheduler and RNG tensors (left out by default).",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a commit and its tensors, or one tensor (REF:NAME) with its statistics."""
@@ -313,13 +322,15 @@ def show(
     commit = repo.get_commit(ref)
     tree = repo.read_tree(commit.tree_id)
     names = repo.list_weights(commit.commit_hash, layers)
-    entries: list[TreeEntry] = [tree.entries[n] for n in names]
+    state = [] if include_training_state else [n for n in names if is_training_state(n)]
+    entries: list[TreeEntry] = [tree.entries[n] for n in names if n not in set(state)]
     if json_output:
         emit_json(
             {
                 **commit.to_dict(),
                 "refs": decorations(repo).get(commit.commit_hash, []),
                 "tensors": [e.to_dict() for e in entries],
+                "training_state_tensors": len(state),
                 "files": [f.to_dict() for f in tree.files.values()],
             }
         )
@@ -335,7 +346,8 @@ def show(
     console.print(f"Author: {escape(commit.author)}")
     console.print(f"Date:   {fmt_time(commit.timestamp)}")
     if commit.metrics:
-        console.print(f"Metrics: {escape(_metrics_text(commit.metrics))}")
+        for line in _wrapped("Metrics: ", _metric_items(commit.metrics), console.width):
+            console.print(line)
     console.print()
     for line in commit.message.strip().splitlines():
         console.print(f"    {escape(line)}")
@@ -349,7 +361,7 @@ def show(
             Column("tensor id", drop=20),
         ],
         title=f"{len(entries)} of {len(tree.entries)} tensors"
-        if layers
+        if layers or state
         else f"{len(entries)} tensors",
         caption=f"total {human_bytes(sum(e.nbytes for e in entries))}",
     )
@@ -358,6 +370,12 @@ def show(
             escape(e.name), fmt_shape(e.shape), e.dtype, human_bytes(e.nbytes), e.tensor_id[:10]
         )
     table.render(console)
+    if state:
+        size = human_bytes(sum(tree.entries[n].nbytes for n in state))
+        console.print(
+            f"[dim]{len(state)} training-state tensors ({size}) not listed "
+            "(--include-training-state)[/dim]"
+        )
     if tree.files:
         files = FitTable(
             [Column("path", key=True), Column("size", justify="right"), Column("blob", drop=10)],
@@ -369,28 +387,110 @@ def show(
 
 
 # -- diff -------------------------------------------------------------------------------------
-def _diff_report_module() -> Any:
-    try:
-        from coral.utils import diff_report
-    except ImportError as exc:
-        raise CoralError(
-            f"visual diffs are unavailable: {exc}",
-            hint="install the viz extra: pip install 'coral-vcs[viz]'",
-        ) from exc
-    return diff_report
+_STATUS = {
+    "removed": "[red]removed[/red]",
+    "added": "[green]added[/green]",
+    "shape_changed": "[magenta]shape changed[/magenta]",
+    "changed": "[yellow]changed[/yellow]",
+    "metadata": "[cyan]metadata[/cyan]",
+    "identical": "[dim]identical[/dim]",
+}
+_ROW_ORDER = ("removed", "added", "shape_changed", "changed", "metadata", "identical")
 
 
-def _model_comparison(repo: Repository, a: str, b: str) -> tuple[dict[str, Any], Any, Any]:
-    try:
-        from coral.utils.visualization import compare_models
-    except ImportError as exc:
+def _training_state_left_out(repo: Repository, refs: list[str]) -> int:
+    names: set[str] = set()
+    for ref in refs:
+        names.update(n for n in repo.get_tree(ref).entries if is_training_state(n))
+    return len(names)
+
+
+def _diff_rows(result: DiffResult, show_all: bool) -> list[tuple[str, TensorComparison]]:
+    rows: list[tuple[str, TensorComparison]] = []
+    metadata = set(result.metadata_changed)
+    for t in result.tensors:
+        kind = "metadata" if t.name in metadata else t.category
+        if kind != "identical" or show_all:
+            rows.append((kind, t))
+    return sorted(rows, key=lambda r: _ROW_ORDER.index(r[0]))
+
+
+_NUMERIC = [
+    Column("‖Δ‖₂", justify="right", drop=30),
+    Column("‖Δ‖/‖a‖", justify="right", drop=60),
+    Column("1−cos", justify="right", drop=35),
+    Column("max |Δ|", justify="right", drop=40),
+    Column("Δ elements", justify="right", drop=45),
+]
+
+
+def _diff_table(result: DiffResult, show_all: bool) -> FitTable:
+    """One row per tensor that differs (all with `show_all`); the numeric columns only when
+    some row has numbers, dropped one by one (never the name) to fit the terminal."""
+    rows = _diff_rows(result, show_all)
+    numeric = any(t.metrics is not None for _, t in rows)
+    table = FitTable(
+        [
+            Column("status", keep=True),
+            Column("name", key=True),
+            Column("shape", drop=50),
+            Column("dtype", drop=20),
+            *(_NUMERIC if numeric else []),
+        ]
+    )
+    for kind, t in rows:
+        old, new = t.old_shape, t.new_shape
+        if old is not None and new is not None and old != new:
+            shape = f"{fmt_shape(old)} → {fmt_shape(new)}"
+        else:
+            shape = fmt_shape(new if new is not None else old or ())
+        dtype = f"{t.old_dtype} → {t.new_dtype}" if t.dtype_changed else t.new_dtype or t.old_dtype
+        m = t.metrics
+        if m is not None:
+            numbers = [
+                fmt_float(m.l2),
+                fmt_float(m.relative),
+                fmt_float(m.one_minus_cosine, ".3g"),
+                fmt_float(m.max_abs),
+                str(m.changed_elements),
+            ]
+        else:
+            numbers = ["0" if kind == "identical" else ""] * len(_NUMERIC)
+        cells = [_STATUS[kind], escape(t.name), shape, dtype or ""]
+        table.add_row(*cells, *(numbers if numeric else []))
+    return table
+
+
+def _write_visual(
+    repo: Repository,
+    result: DiffResult,
+    comparison: dict[str, Any],
+    path: Path,
+    select: Callable[[str], bool] | None,
+    show_all: bool,
+) -> Path:
+    from coral.utils.heatmap import render_diff_png
+    from coral.utils.html_report import render_diff_html
+
+    suffix = path.suffix.lower()
+    if suffix in (".html", ".htm"):
+        render = render_diff_html
+    elif suffix == ".png":
+        render = render_diff_png
+    else:
         raise CoralError(
-            f"model comparison is unavailable: {exc}",
-            hint="install the viz extra: pip install 'coral-vcs[viz]'",
-        ) from exc
-    before = repo.get_all_weights(a, lazy=True)
-    after = repo.get_all_weights(b, lazy=True)
-    return compare_models(before, after, model_a_name=a, model_b_name=b), before, after
+            f"cannot tell the report type of {path}", hint="end the path in .png or .html"
+        )
+
+    def weights(ref: str) -> dict[str, Any]:
+        all_weights = repo.get_all_weights(ref, lazy=True)
+        return {n: w for n, w in all_weights.items() if select is None or select(n)}
+
+    before = weights(result.from_ref)
+    after = weights(result.to_ref if result.to_ref != "staged" else "HEAD")
+    with progress(f"drawing {path.name}", None):
+        written: Path = render(comparison, path, before, after, show_identical=show_all)
+    return written
 
 
 def diff(
@@ -407,13 +507,13 @@ def diff(
         ),
     ] = None,
     show_all: Annotated[
-        bool, typer.Option("--all", "-a", help="List identical tensors too.")
+        bool, typer.Option("--all", "-a", help="List (and draw) identical tensors too.")
     ] = False,
     visual: Annotated[
         Path | None, typer.Option("--visual", help="Write a visual report: PATH.png or PATH.html.")
     ] = None,
     ascii_chart: Annotated[
-        bool, typer.Option("--ascii", help="Print a per-layer change chart in the terminal.")
+        bool, typer.Option("--ascii", help="Print a per-block change chart in the terminal.")
     ] = False,
     width: Annotated[
         int | None,
@@ -436,103 +536,37 @@ def diff(
     and their model files (config, tokenizer, ...) as text."""
     repo = open_repo()
     select = tensor_filter(layers, include_training_state)
-    result = repo.diff(from_ref, to_ref, select=select)
+    with phase_progress() as report:
+        result = repo.diff(from_ref, to_ref, select=select, progress=report)
+    comparison: dict[str, Any] | None = None
     if visual is not None or ascii_chart:
-        report = _diff_report_module()
-        comparison, before, after = _model_comparison(repo, from_ref, to_ref or "HEAD")
-        if visual is not None:
-            suffix = visual.suffix.lower()
-            if suffix in (".html", ".htm"):
-                written = report.render_diff_html(comparison, visual, before, after)
-            elif suffix == ".png":
-                written = report.render_diff_png(comparison, visual, before, after)
-            else:
-                raise CoralError(
-                    f"cannot tell the report type of {visual}", hint="end the path in .png or .html"
-                )
-            if not json_output:
-                out().print(f"wrote {escape(str(written))}")
-        if ascii_chart and not json_output:
-            cols = width or shutil.get_terminal_size((100, 24)).columns
-            out().print(escape(report.render_diff_ascii(comparison, cols)))
-            return
+        comparison = comparison_of_diff(result)
+    if visual is not None and comparison is not None:
+        written = _write_visual(repo, result, comparison, visual, select, show_all)
+        if not json_output:
+            out().print(f"wrote {escape(str(written))}")
     if json_output:
         emit_json(result.to_dict())
         return
     console = out()
-    s = result.summary()
-    console.print(
-        f"diff {escape(result.from_ref)} -> {escape(result.to_ref)}: {s['changed']} changed, "
-        f"{s['added']} added, {s['removed']} removed, {s['identical']} identical"
-    )
-    table = FitTable(
-        [
-            Column("status", keep=True),
-            Column("name", key=True),
-            Column("shape", drop=50),
-            Column("dtype", drop=20),
-            Column("‖Δ‖₂", justify="right", drop=30),
-            Column("‖Δ‖/‖a‖", justify="right", drop=60),
-            Column("max |Δ|", justify="right", drop=40),
-            Column("Δ elements", justify="right", drop=45),
-        ]
-    )
-    tree_a = repo.get_tree(from_ref)
-    if to_ref:
-        new_entries: dict[str, TreeEntry | None] = dict(repo.get_tree(to_ref).entries)
-    else:  # HEAD plus the staged changes
-        new_entries = {n: c.entry for n, c in repo.staged_changes().items()}
-    for name in result.removed:
-        e = tree_a.entries[name]
-        table.add_row(
-            "[red]removed[/red]", escape(name), fmt_shape(e.shape), e.dtype, "", "", "", ""
-        )
-    for name in result.added:
-        added = new_entries.get(name)
-        table.add_row(
-            "[green]added[/green]",
-            escape(name),
-            fmt_shape(added.shape) if added else "",
-            added.dtype if added else "",
-            "",
-            "",
-            "",
-            "",
-        )
-    for name, ch in result.changed.items():
-        shape = (
-            fmt_shape(ch.new_shape)
-            if not ch.shape_changed
-            else f"{fmt_shape(ch.old_shape)} → {fmt_shape(ch.new_shape)}"
-        )
-        dtype = ch.new_dtype if not ch.dtype_changed else f"{ch.old_dtype} → {ch.new_dtype}"
-        table.add_row(
-            "[yellow]changed[/yellow]",
-            escape(name),
-            shape,
-            dtype,
-            fmt_float(ch.l2),
-            fmt_float(ch.relative),
-            fmt_float(ch.max_abs),
-            "-" if ch.changed_elements is None else str(ch.changed_elements),
-        )
-    for name in result.metadata_changed:
-        table.add_row("[cyan]metadata[/cyan]", escape(name), "", "", "", "", "", "")
-    if show_all:
-        for name in result.identical:
-            if name in result.metadata_changed:
-                continue
-            e = tree_a.entries[name]
-            table.add_row(
-                "[dim]identical[/dim]",
-                escape(name),
-                fmt_shape(e.shape),
-                e.dtype,
-                "0",
-                "0",
-                "0",
-                "0",
+    if ascii_chart and comparison is not None:
+        chart = render_diff_ascii(comparison, width or console.width, show_identical=show_all)
+        console.print(chart, markup=False)
+        return
+    head = f"diff {result.from_ref} -> {result.to_ref}:"
+    counts = counts_text(result.counts())
+    if cell_len(head) + 1 + len(counts) <= console.width:
+        console.print(f"{head} {counts}", markup=False)
+    else:
+        console.print(head, markup=False)
+        console.print(f"  {counts}", markup=False)
+    if not include_training_state:
+        hidden = _training_state_left_out(repo, [from_ref, to_ref or "HEAD"])
+        if hidden:
+            console.print(
+                f"[dim]{hidden} training-state tensors left out (--include-training-state)[/dim]"
             )
+    table = _diff_table(result, show_all)
     if table.row_count:
         table.render(console)
     print_file_changes(console, repo, from_ref, to_ref)

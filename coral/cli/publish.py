@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from coral.cli._common import (
     complete_ref,
@@ -23,6 +22,7 @@ from coral.cli._common import (
     parse_metrics,
     parse_size,
 )
+from coral.cli.tables import Column, FitTable
 from coral.core.hashing import is_hash
 from coral.errors import CoralError
 
@@ -292,23 +292,37 @@ def publish_history(
     if not results:
         out().print("nothing published yet")
         return
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("when", "registry", "model", "version", "commit", "status"):
-        table.add_column(column)
+    table = FitTable(
+        [
+            Column("when", drop=20),
+            Column("registry", drop=40),
+            Column("model", key=True),
+            Column("version", keep=True),
+            Column("commit", drop=30),
+            Column("status", keep=True),
+        ]
+    )
+    errors: list[str] = []
     for r in results:
         version = r.version or "-"
         if r.registry is not RegistryType.MLFLOW:  # commit hashes: the short form
             version = version[:10]
-        error = (r.error or "").splitlines()[0] if r.error else ""
+        status = "[green]ok[/green]"
+        if not r.success:
+            errors.append((r.error or "unknown error").splitlines()[0])
+            status = f"[red]failed[/red] \\[{len(errors)}]"
         table.add_row(
-            r.published_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            r.published_at.astimezone().strftime("%m-%d %H:%M"),
             r.registry.value,
             escape(r.model_name),
             escape(version),
             escape(str(r.metadata.get("commit_hash") or r.metadata.get("commit_ref") or "-")[:10]),
-            "[green]ok[/green]" if r.success else f"[red]failed[/red]: {escape(error)}",
+            status,
         )
-    out().print(table)
+    console = out()
+    table.render(console)
+    for i, error in enumerate(errors, 1):  # whole, below the table: never cut in a cell
+        console.print(f"\\[{i}] {escape(error)}", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -93,8 +93,14 @@ class FitTable:
                 for i in range(len(self.columns))
                 if i != key and row[i]
             ]
-            if fields:
-                console.print("    " + "  ".join(fields), soft_wrap=True)
+            line = ""  # fields fill lines of the console's width; a field is never split
+            for f in fields:
+                if line and cell_len(Text.from_markup(f"{line}  {f}").plain) > console.width:
+                    console.print(line, soft_wrap=True)
+                    line = ""
+                line = f"{line}  {f}" if line else f"    {f}"
+            if line:
+                console.print(line, soft_wrap=True)
         if self.caption:
             console.print(self.caption)
 

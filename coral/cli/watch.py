@@ -57,6 +57,7 @@ def watch(
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Watch a checkpoint folder and commit each new checkpoint (Ctrl-C stops)."""
+    from coral.integrations.formats import load_weights
     from coral.training.watch import CheckpointWatcher, WatchEvent, WatchRules
 
     repo = open_repo()
@@ -83,7 +84,7 @@ def watch(
         else:
             out().print(f"{event.action} {name}")
 
-    watcher = CheckpointWatcher(repo, directory, rules, on_event=show)
+    watcher = CheckpointWatcher(repo, directory, rules, loader=load_weights, on_event=show)
     stop = threading.Event()
     previous: dict[signal.Signals, Any] = {}
 

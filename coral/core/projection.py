@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from coral.core.tensor_convert import torch_to_numpy
+
 BLOCK_ELEMENTS = 1 << 16  # elements per block (one block = one independent slice of hyperplanes)
 CHUNK_BLOCKS = 32  # blocks projected together in one matrix product (bounds working memory)
 _SEGMENT_ROWS = 4096  # rows of the shared plane matrix generated at a time
@@ -134,8 +136,6 @@ def as_numpy(value: Any) -> np.ndarray:
     if isinstance(data, np.ndarray) and hasattr(value, "compute_hash"):  # WeightTensor
         return data
     if type(value).__module__.startswith("torch"):
-        from coral.integrations.torch_convert import torch_to_numpy
-
         return torch_to_numpy(value)
     return np.asarray(value)
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from coral.core.dtypes import canonical_array, dtype_name, numpy_dtype
 from coral.core.hashing import hash_tensor_bytes
+from coral.core.tensor_convert import torch_to_numpy
 
 
 @dataclass
@@ -180,7 +181,5 @@ def as_weight_tensor(value: Any, name: str, *, copy: bool = True) -> WeightTenso
         return WeightTensor(np.asarray(value), name=name)
     module = type(value).__module__
     if module.startswith("torch"):
-        from coral.integrations.torch_convert import torch_to_numpy
-
         return WeightTensor(torch_to_numpy(value, copy=copy), name=name)
     raise TypeError(f"cannot store {type(value).__name__} as weight {name!r}")

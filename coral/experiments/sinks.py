@@ -8,15 +8,24 @@ after the fact; every bridge's `mirror()` is `replay` into its sink.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import contextlib
+import json
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol
 
+from coral.experiments.store import PendingPoint
 from coral.experiments.types import Experiment, ExperimentMetric
 
-if TYPE_CHECKING:
-    from coral.experiments.tracker import ExperimentTracker
-
 REPLAY_BATCH = 5000
+
+
+class ExperimentSource(Protocol):
+    """Where `replay` reads a stored experiment from (an `ExperimentTracker`)."""
+
+    def get(self, experiment_id: str, include_metrics: bool = True) -> Experiment: ...
 
 
 class ExperimentSink:
@@ -44,8 +53,50 @@ class ExperimentSink:
         """Release files, runs and connections."""
 
 
+@contextlib.contextmanager
+def sink_guard(sink: ExperimentSink) -> Iterator[None]:
+    """Turn a live mirror's failure into a warning: a mirror must never break training."""
+    try:
+        yield
+    except Exception as exc:
+        warnings.warn(
+            f"coral: mirror {type(sink).__name__} failed: {exc!r}", RuntimeWarning, stacklevel=3
+        )
+
+
+def announce(experiment: Experiment, sinks: Iterable[ExperimentSink]) -> None:
+    """What a live sink sees first: start, then the initial params and tags (as `replay`)."""
+    for sink in list(sinks):
+        with sink_guard(sink):
+            sink.on_start(experiment)
+            if experiment.params:
+                sink.on_params(experiment.experiment_id, dict(experiment.params))
+            if experiment.tags:
+                sink.on_tags(experiment.experiment_id, list(experiment.tags))
+
+
+def group_points(
+    batch: Sequence[PendingPoint], name_of: Callable[[int], tuple[str, str]]
+) -> dict[str, list[ExperimentMetric]]:
+    """A stored batch of points as ExperimentMetrics per experiment id (in logging order);
+    `name_of(series_id)` is (experiment id, metric name)."""
+    groups: dict[str, list[ExperimentMetric]] = {}
+    for sid, step, value, ts, meta in batch:
+        eid, name = name_of(sid)
+        groups.setdefault(eid, []).append(
+            ExperimentMetric(
+                name,
+                math.nan if value is None else value,
+                step,
+                datetime.fromtimestamp(ts),
+                json.loads(meta) if meta else {},
+            )
+        )
+    return groups
+
+
 def replay(
-    tracker: ExperimentTracker, experiment_id: str, sink: ExperimentSink, close: bool = True
+    tracker: ExperimentSource, experiment_id: str, sink: ExperimentSink, close: bool = True
 ) -> Experiment:
     """Feed a stored experiment through `sink`: start, params, tags, notes, metrics, end."""
     experiment = tracker.get(experiment_id)

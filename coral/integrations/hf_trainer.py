@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from transformers import TrainerCallback
@@ -34,6 +35,9 @@ from coral.training.config import CheckpointConfig
 from coral.training.manager import CheckpointManager, NoCheckpointError, _open_repo
 from coral.training.snapshot import Snapshot
 from coral.training.state import TrainingState
+
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
 
 SECTION = "hf_trainer_state"
 
@@ -87,7 +91,7 @@ class CoralTrainerCallback(TrainerCallback):
 
     def __init__(
         self,
-        repo: Any,
+        repo: Repository | str | os.PathLike[str],
         config: CheckpointConfig | None = None,
         branch: str | None = None,
         commit_on_save: bool | None = None,
@@ -172,7 +176,9 @@ class CoralTrainerCallback(TrainerCallback):
         return str(write_trainer_checkpoint(self.repo, ref, directory))
 
 
-def write_trainer_checkpoint(repo: Any, ref: str, directory: str | Path | None = None) -> Path:
+def write_trainer_checkpoint(
+    repo: Repository, ref: str, directory: str | Path | None = None
+) -> Path:
     """Write commit `ref` as a Hugging Face Trainer checkpoint folder (`checkpoint-<step>`):
     model.safetensors, optimizer.pt, scheduler.pt, rng_state.pth and trainer_state.json."""
     import torch

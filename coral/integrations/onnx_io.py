@@ -17,13 +17,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from coral.core.dtypes import canonical_array, dtype_name
+from coral.core.training_names import is_training_state
 from coral.errors import CoralError, InvalidFileError, ShapeMismatchError
-from coral.integrations.pytorch import is_reserved_name
+
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
 
 _EXTERNAL_DATA_BYTES = 1 << 30  # above this, write tensors beside the model (protobuf's 2 GiB cap)
 
@@ -91,7 +94,7 @@ class ExportReport:
 
 
 def export_onnx(
-    repo: Any,
+    repo: Repository,
     ref: str,
     onnx_template_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
@@ -112,7 +115,7 @@ def export_onnx(
     weights = {
         n: w
         for n, w in repo.get_all_weights(commit_hash, lazy=True).items()
-        if not is_reserved_name(n)
+        if not is_training_state(n)
     }
     record = commit.metadata.get("training") or {}
     aliases = dict(record.get("aliases") or {}) if isinstance(record, dict) else {}
@@ -206,7 +209,10 @@ def _undo_initializer_dedup(model: Any, names: set[str]) -> None:
 
 
 def import_onnx(
-    repo: Any, path: str | os.PathLike[str], message: str | None = None, author: str | None = None
+    repo: Repository,
+    path: str | os.PathLike[str],
+    message: str | None = None,
+    author: str | None = None,
 ) -> str:
     """Stage an ONNX model's initializers and commit them; returns the commit hash."""
     weights = load_onnx_initializers(path)

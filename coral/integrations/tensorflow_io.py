@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from coral.core.dtypes import canonical_array
+from coral.core.training_names import OPTIM_PREFIX
 from coral.errors import CoralError, InvalidFileError, UnsupportedDtypeError
-from coral.integrations.pytorch import OPTIM_PREFIX
 
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 _SKIP = {"_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"}

@@ -1,74 +1,8 @@
-"""Bit-exact conversion between torch tensors and numpy arrays (bfloat16/float8 included)."""
+"""Torch <-> numpy conversion, public at this path too: it lives in `coral.core.tensor_convert`
+(core needs it, and core imports nothing above itself)."""
 
 from __future__ import annotations
 
-from typing import Any
+from coral.core.tensor_convert import numpy_to_torch, torch_to_numpy
 
-import numpy as np
-
-from coral.core.dtypes import numpy_dtype
-
-_TORCH_TO_NAME = {
-    "torch.float64": "float64",
-    "torch.float32": "float32",
-    "torch.float16": "float16",
-    "torch.bfloat16": "bfloat16",
-    "torch.float8_e4m3fn": "float8_e4m3fn",
-    "torch.float8_e5m2": "float8_e5m2",
-    "torch.float8_e4m3fnuz": "float8_e4m3fnuz",
-    "torch.float8_e5m2fnuz": "float8_e5m2fnuz",
-    "torch.float8_e8m0fnu": "float8_e8m0fnu",
-    "torch.int64": "int64",
-    "torch.int32": "int32",
-    "torch.int16": "int16",
-    "torch.int8": "int8",
-    "torch.uint64": "uint64",
-    "torch.uint32": "uint32",
-    "torch.uint16": "uint16",
-    "torch.uint8": "uint8",
-    "torch.bool": "bool",
-    "torch.complex64": "complex64",
-    "torch.complex128": "complex128",
-}
-_VIEW_AS = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
-
-
-def torch_to_numpy(tensor: Any, *, copy: bool = True) -> np.ndarray:
-    """A numpy array with the torch tensor's bits (any device).
-
-    `copy=False` shares the memory of a contiguous CPU tensor instead of copying it: for callers
-    that are done with the array before the tensor can change (a synchronous store)."""
-    import torch
-
-    name = _TORCH_TO_NAME.get(str(tensor.dtype))
-    if name is None:
-        raise TypeError(f"unsupported torch dtype {tensor.dtype}")
-    t = tensor.detach()
-    if t.device.type != "cpu":
-        t = t.cpu()
-    t = t.contiguous()
-    target = numpy_dtype(name)
-    if name in ("bfloat16",) or name.startswith("float8"):
-        raw = t.view(getattr(torch, _VIEW_AS[target.itemsize])).numpy()
-        return raw.view(target).reshape(tuple(t.shape))
-    arr = t.numpy()
-    return arr.copy() if copy and arr.base is not None else arr
-
-
-def numpy_to_torch(array: np.ndarray, device: Any = None) -> Any:
-    """A torch tensor with the same bits as `array` (bfloat16/float8 through a same-width view)."""
-    import torch
-
-    from coral.core.dtypes import dtype_name
-
-    name = dtype_name(array.dtype)
-    torch_dtype = getattr(torch, name)
-    arr = np.ascontiguousarray(array).reshape(array.shape)  # keeps 0-d arrays 0-d
-    if name == "bfloat16" or name.startswith("float8"):
-        view = arr.view(_VIEW_AS[arr.dtype.itemsize])
-        t = torch.from_numpy(view.copy()).view(torch_dtype)
-    else:
-        if not arr.flags.writeable:
-            arr = arr.copy()
-        t = torch.from_numpy(arr)
-    return t.to(device) if device is not None else t
+__all__ = ["numpy_to_torch", "torch_to_numpy"]

@@ -73,14 +73,14 @@ def integration_for(model: Any, optimizer: Any = None, scheduler: Any = None) ->
         import keras
 
         if isinstance(model, keras.Model):
-            from coral.integrations.keras import KerasIntegration
+            from coral.training.keras_state import KerasIntegration
 
             return KerasIntegration(model, optimizer)
     if "torch" in sys.modules:
         import torch
 
         if isinstance(model, torch.nn.Module):
-            from coral.integrations.pytorch import PyTorchIntegration
+            from coral.training.torch_state import PyTorchIntegration
 
             return PyTorchIntegration(model, optimizer, scheduler)
     raise CoralError(

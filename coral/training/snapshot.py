@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from coral.core.tensor_convert import torch_to_numpy
 from coral.core.weight_tensor import WeightTensor
 
 
@@ -37,8 +38,6 @@ class Snapshot:
 
     def to_weights(self) -> dict[str, WeightTensor]:
         """The snapshot as WeightTensors (after `wait()`)."""
-        from coral.integrations.torch_convert import torch_to_numpy
-
         self.wait()
         out: dict[str, WeightTensor] = {}
         for name, value in self.tensors.items():

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from coral.core.dtypes import dtype_name, numpy_dtype
+from coral.core.tensor_convert import numpy_to_torch
 from coral.errors import CoralError
 
 TENSOR = "__tensor__"
@@ -183,8 +184,6 @@ def decode_state(
             if to_torch is not None:
                 out = to_torch(arr)
             else:
-                from coral.integrations.torch_convert import numpy_to_torch
-
                 out = numpy_to_torch(np.array(arr, copy=True))
         else:
             out = np.array(arr, copy=True)

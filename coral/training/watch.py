@@ -29,8 +29,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from coral.errors import CoralError, NothingToCommitError
 from coral.training.checkpoint_index import CheckpointIndex, CheckpointInfo
 from coral.training.commit import branch_for, commit_weights
@@ -116,13 +114,6 @@ class WatchSummary:
         )
 
 
-def load_any(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Weights of any checkpoint Coral reads (see coral.integrations.formats.load_checkpoint)."""
-    from coral.integrations.formats import load_weights
-
-    return load_weights(Path(path))
-
-
 def _signature(path: Path) -> tuple | None:
     """What changes while a checkpoint is written: size and mtime (of every file, for folders)."""
     try:
@@ -159,14 +150,18 @@ class _Candidate:
 
 
 class CheckpointWatcher:
-    """Polls `directory` and commits new checkpoints by `rules`."""
+    """Polls `directory` and commits new checkpoints by `rules`.
+
+    `loader(path)` reads one checkpoint's weights: `coral.integrations.formats.load_weights`
+    for every format Coral reads (passed in: training imports nothing above itself)."""
 
     def __init__(
         self,
         repo: Any,
         directory: str | os.PathLike[str],
         rules: WatchRules | None = None,
-        loader: Callable[[Path], Mapping[str, Any]] = load_any,
+        *,
+        loader: Callable[[Path], Mapping[str, Any]],
         on_event: Callable[[WatchEvent], None] | None = None,
     ) -> None:
         self.repo = repo

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -30,10 +30,9 @@ from coral.version_control.merge_strategies import (
     normalize_strategy,
 )
 from coral.version_control.objects import Tree, TreeEntry
+from coral.version_control.refs import HeadState
+from coral.version_control.repo_protocol import MergeableRepository
 from coral.version_control.writer import merge_files
-
-if TYPE_CHECKING:
-    from coral.version_control.repository import Repository
 
 
 class MergeResult(str):
@@ -84,7 +83,7 @@ class _Plan:
 
 
 def merge_refs(
-    repo: Repository,
+    repo: MergeableRepository,
     branch: str | Sequence[str],
     strategy: str = "fail",
     *,
@@ -180,7 +179,7 @@ def merge_refs(
 
 
 def _move_head(
-    repo: Repository, head: Any, target: str, message: str, strategy: str
+    repo: MergeableRepository, head: HeadState, target: str, message: str, strategy: str
 ) -> MergeResult:
     with repo.database.transaction() as tx:
         repo.refs.update_head(tx, target, head, message)
@@ -241,7 +240,7 @@ def _resolve_conflict(
     return vals[0]
 
 
-def _load64(repo: Repository, entry: TreeEntry) -> np.ndarray:
+def _load64(repo: MergeableRepository, entry: TreeEntry) -> np.ndarray:
     data = repo.store.load(entry.tensor_id).data
     return data.astype(np.complex128 if np.iscomplexobj(data) else np.float64)
 
@@ -259,7 +258,7 @@ def _cast(values: np.ndarray, entry: TreeEntry) -> WeightTensor:
 
 
 def _combine(
-    repo: Repository,
+    repo: MergeableRepository,
     plan: _Plan,
     base: Tree,
     sides: list[Tree],
@@ -283,7 +282,7 @@ def _combine(
 
 
 def _greedy_soup(
-    repo: Repository,
+    repo: MergeableRepository,
     plan: _Plan,
     sides: list[Tree],
     evaluate: Callable[[dict[str, WeightTensor]], float],

@@ -462,10 +462,12 @@ class Repository(BranchesAndTags):
         *,
         norms: bool = True,
         select: Callable[[str], bool] | None = None,
+        progress: Callable[[str, int, int | None], None] | None = None,
     ) -> DiffResult:
         """Per-tensor differences from `from_ref` to `to_ref` (default: HEAD with the staged
         changes applied, i.e. what the next commit would hold); `select(name)` limits it to
-        some tensors (e.g. no training state, or `--layers`)."""
+        some tensors (e.g. no training state, or `--layers`); `progress(phase, done, total)` is
+        called as each tensor is compared."""
         old = self.get_tree(from_ref)
         if to_ref is None:
             base = self._head_tree()
@@ -478,7 +480,13 @@ class Repository(BranchesAndTags):
             old = Tree({n: e for n, e in old.entries.items() if select(n)}, old.files)
             new = Tree({n: e for n, e in new.entries.items() if select(n)}, new.files)
         return diff_trees(
-            old, new, lambda e: self.store.load(e.tensor_id).data, from_ref, to_label, norms=norms
+            old,
+            new,
+            lambda e: self.store.load(e.tensor_id).data,
+            from_ref,
+            to_label,
+            norms=norms,
+            progress=progress,
         )
 
     def checkout(self, ref: str, force: bool = False) -> str:

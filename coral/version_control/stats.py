@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from coral.core.dedup_stats import DeduplicationStats
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import ObjectStats
 from coral.version_control import pruning
 from coral.version_control.objects import Commit, Tree
-
-if TYPE_CHECKING:
-    from coral.version_control.repository import Repository
+from coral.version_control.repo_protocol import HistoryRepository
 
 
-def _tensor_stats(repo: Repository, tensor_id: str) -> ObjectStats | None:
+def _tensor_stats(repo: HistoryRepository, tensor_id: str) -> ObjectStats | None:
     try:
         st = repo.store.stats(tensor_id)
     except (ObjectNotFoundError, CorruptObjectError):
@@ -22,7 +20,7 @@ def _tensor_stats(repo: Repository, tensor_id: str) -> ObjectStats | None:
     return st if isinstance(st, ObjectStats) else None
 
 
-def _tree(repo: Repository, commit: Commit, pruned: set[str]) -> Tree | None:
+def _tree(repo: HistoryRepository, commit: Commit, pruned: set[str]) -> Tree | None:
     """The commit's tree; None for a pruned commit whose tree gc deleted (it is skipped)."""
     try:
         return repo.read_tree(commit.tree_id)
@@ -35,7 +33,7 @@ def _tree(repo: Repository, commit: Commit, pruned: set[str]) -> Tree | None:
 class HistoryDeduplication:
     """`repo.deduplicator`: deduplication statistics over every commit reachable from a ref."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: HistoryRepository) -> None:
         self.repo = repo
 
     def get_stats(self) -> DeduplicationStats:
@@ -68,7 +66,7 @@ class HistoryDeduplication:
         return stats
 
 
-def storage_history(repo: Repository) -> list[dict[str, Any]]:
+def storage_history(repo: HistoryRepository) -> list[dict[str, Any]]:
     """One row per commit reachable from any ref, oldest first: logical bytes of its tree and
     stored bytes of the tensors it introduced (not in any earlier commit). Pruned commits whose
     weights gc deleted are left out."""

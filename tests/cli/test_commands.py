@@ -285,7 +285,7 @@ def test_log_names_linked_experiments(coral: Invoke, repo_path: Path) -> None:
         tracker.end()
     lines = ok(coral("log", "--oneline")).splitlines()
     assert lines[1].endswith("first [lr-sweep]") and "[" not in lines[0].split("second")[-1]
-    assert f"Experiment: lr-sweep ({exp.experiment_id[:8]})" in ok(coral("log"))
+    assert f"Experiment: lr-sweep ({exp.experiment_id})" in ok(coral("log"))  # as listed
     data = json.loads(ok(coral("log", "--json")))
     assert data[1]["experiments"] == [{"experiment_id": exp.experiment_id, "name": "lr-sweep"}]
     assert data[0]["experiments"] == []

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
 
+from coral.integrations.formats import load_weights
 from coral.training.watch import CheckpointWatcher, WatchRules, step_number
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +142,7 @@ def test_rules_from_config_every_nth_and_unchanged(repo, tmp_path):
         }
     )
     events = []
-    watcher = CheckpointWatcher(repo, folder, rules, on_event=events.append)
+    watcher = CheckpointWatcher(repo, folder, rules, loader=load_weights, on_event=events.append)
     for step in (1, 2, 3, 4):
         np.savez(folder / f"e{step}.npz", **_weights(step))
         watcher.poll(now=step * 10.0)
@@ -166,7 +167,9 @@ def test_a_file_that_never_loads_is_reported_once(repo, tmp_path):
     folder = tmp_path / "w"
     folder.mkdir()
     events = []
-    watcher = CheckpointWatcher(repo, folder, WatchRules(debounce_ms=0), on_event=events.append)
+    watcher = CheckpointWatcher(
+        repo, folder, WatchRules(debounce_ms=0), loader=load_weights, on_event=events.append
+    )
     (folder / "broken.pt").write_bytes(b"not a pickle at all")
     for i in range(12):
         watcher.poll(now=float(i) * 10)

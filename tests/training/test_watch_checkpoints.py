@@ -10,6 +10,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from coral.cli.main import app
+from coral.integrations.formats import load_weights
 from coral.training.checkpoint_index import CheckpointIndex
 from coral.training.watch import CheckpointWatcher, WatchRules
 
@@ -19,7 +20,7 @@ def _weights(step: int) -> dict[str, np.ndarray]:
 
 
 def _watch(repo, folder: Path, rules: WatchRules, steps) -> CheckpointWatcher:
-    watcher = CheckpointWatcher(repo, folder, rules)
+    watcher = CheckpointWatcher(repo, folder, rules, loader=load_weights)
     for i, step in enumerate(steps):
         np.savez(folder / f"epoch-{step}.npz", **_weights(step))
         watcher.poll(now=i * 10.0)
@@ -63,7 +64,9 @@ def test_coral_checkpoints_lists_what_watch_committed(repo, tmp_path: Path) -> N
 def test_an_unchanged_checkpoint_is_not_indexed(repo, tmp_path: Path) -> None:
     folder = tmp_path / "ckpt"
     folder.mkdir()
-    watcher = CheckpointWatcher(repo, folder, WatchRules(debounce_ms=0, patterns=["*.npz"]))
+    watcher = CheckpointWatcher(
+        repo, folder, WatchRules(debounce_ms=0, patterns=["*.npz"]), loader=load_weights
+    )
     for i, name in enumerate(("a-1.npz", "b-2.npz")):
         np.savez(folder / name, **_weights(7))  # same weights twice
         watcher.poll(now=i * 10.0)

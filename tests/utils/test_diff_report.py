@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Any
@@ -61,37 +62,72 @@ def _assert_not_blank(img: np.ndarray) -> None:
 
 # -- ASCII -------------------------------------------------------------------------------------
 
+BAR_LINE = re.compile(r"([=~*!S+-])\|(.*)\|\s*(\S+)$")
+
+
+def _bars(text: str) -> dict[str, tuple[str, str, str]]:
+    """name -> (marker, bar, value) of every bar, side by side or under its name."""
+    rows: dict[str, tuple[str, str, str]] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = BAR_LINE.search(line)
+        if not m:
+            continue
+        head = line[: m.start()].strip()
+        name = head or lines[i - 1].strip()
+        rows[name] = (m.group(1), m.group(2), m.group(3))
+    return rows
+
 
 @pytest.mark.parametrize("width", [40, 60, 80, 120])
-def test_ascii_fits_width(diff: dict[str, Any], width: int) -> None:
+def test_ascii_fits_width_and_keeps_names_whole(diff: dict[str, Any], width: int) -> None:
     text = render_diff_ascii(diff, width=width)
     lines = text.splitlines()
     assert all(len(line) <= width for line in lines), max(lines, key=len)
     assert not ANSI.search(text)
     assert text.isascii()
     assert lines[0] == "Coral diff: Base Model -> Fine-tuned v1"
-    bars = [line for line in lines if "|" in line and not line.startswith("  ")]
-    assert len(bars) == len(diff["layers"])  # one bar per layer
+    drawn = [ly["name"] for ly in diff["layers"] if ly["category"] != "identical"]
+    assert sorted(_bars(text)) == sorted(drawn)  # one bar per changed tensor, names whole
+    assert f"{len(FROZEN)} identical tensors not drawn" in text
 
 
 def test_ascii_content(diff: dict[str, Any]) -> None:
-    text = render_diff_ascii(diff, width=100)
-    rows = {}
-    for line in text.splitlines():
-        m = re.match(r"^(\S+)\s+(\S)\|(.*)\|\s*(\S+)$", line)
-        if m:
-            rows[m.group(1)] = m.groups()[1:]
+    text = render_diff_ascii(diff, width=100, show_identical=True)
+    rows = _bars(text)
+    assert len(rows) == len(diff["layers"])
     for name in FROZEN:
-        marker, bar, sim = rows[name]
-        assert marker == "=" and bar.strip() == "" and sim == "100.00%"
+        marker, bar, value = rows[name]
+        assert marker == "=" and bar.strip() == "" and value == "0"
     for name in HEAD:
         marker, bar, _ = rows[name]
         assert marker == "!" and bar.count("#") > 0.8 * len(bar)
     assert "shape changed" in rows["classifier.weight"][1]
     assert "added" in rows["adapter.lora_A.weight"][1]
     assert "removed" in rows["old.scale"][1]
-    sparks = [line for line in text.splitlines() if line.startswith("  change  |")]
-    assert len(sparks) == 1 and len(sparks[0].split("|")[1]) == len(diff["layers"])
+    # The MLP's layers 0, 2, 4 are blocks of one family: one grid row each.
+    grid = [line for line in text.splitlines() if re.match(r"^[024] {2}", line)]
+    assert [g[0] for g in grid] == ["0", "2", "4"]
+
+
+def test_ascii_symbols_mean_one_thing() -> None:
+    from coral.utils.ascii_report import BAR, LEVELS, MARKERS
+
+    markers = list(MARKERS.values())
+    assert len(set(markers)) == len(markers)
+    assert not set(markers) & set(LEVELS) and BAR not in markers and BAR not in LEVELS
+
+
+def test_ascii_names_stay_unambiguous() -> None:
+    """BERT names that an abbreviation would make ambiguous are printed whole, at 80 columns."""
+    rng = np.random.default_rng(5)
+    parts = ("intermediate.dense.bias", "output.dense.bias", "attention.output.dense.bias")
+    a = {f"encoder.layer.{i}.{p}": rng.standard_normal(8) for i in range(12) for p in parts}
+    b = {k: v + 1e-3 for k, v in a.items()}
+    text = render_diff_ascii(compare_models(a, b), width=80)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert sorted(_bars(text)) == sorted(a)
+    assert "e.l." not in text
 
 
 def test_ascii_many_layers_and_limit() -> None:
@@ -101,13 +137,88 @@ def test_ascii_many_layers_and_limit() -> None:
     d = compare_models(a, b)
     text = render_diff_ascii(d, width=72)
     assert all(len(line) <= 72 for line in text.splitlines())
-    assert "m.l.12.self_attn.q_proj.weight" in text or "m.l.12.s.q_proj.weight" in text
+    assert "model.layers.12.self_attn.q_proj.weight" in text.split()
     short = render_diff_ascii(d, width=72, max_layers=20)
-    assert "280 less changed layers not shown" in short
-    assert sum(1 for line in short.splitlines() if "|" in line and not line.startswith("  ")) == 20
+    assert "280 less changed tensors not shown" in short
+    assert len(_bars(short)) == 20
 
 
 # -- PNG ---------------------------------------------------------------------------------------
+
+
+def _bert_like(layers: int = 6) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A BERT-shaped model (names as in all-MiniLM-L6-v2) and a copy with some tensors changed."""
+    rng = np.random.default_rng(3)
+    modules = [f"attention.self.{p}.{k}" for p in ("query", "key", "value") for k in ("weight",
+               "bias")]
+    modules += ["attention.output.dense.weight", "attention.output.dense.bias",
+                "attention.output.LayerNorm.weight", "attention.output.LayerNorm.bias",
+                "intermediate.dense.weight", "intermediate.dense.bias", "output.dense.weight",
+                "output.dense.bias", "output.LayerNorm.weight", "output.LayerNorm.bias"]
+    a = {f"embeddings.{n}": rng.standard_normal((8, 4)) for n in
+         ("word_embeddings.weight", "position_embeddings.weight", "LayerNorm.weight")}
+    a |= {f"encoder.layer.{i}.{m}": rng.standard_normal(6) for i in range(layers)
+          for m in modules}
+    a["pooler.dense.weight"] = rng.standard_normal((4, 4))
+    b = dict(a)
+    for i in range(0, layers, 2):  # every other block: its attention moves, by 1e-6 .. 1e-1
+        for j, m in enumerate(modules[:6]):
+            key = f"encoder.layer.{i}.{m}"
+            b[key] = a[key] + 10.0 ** -(1 + (i + j) % 6) * rng.standard_normal(6)
+    b["pooler.dense.weight"] = a["pooler.dense.weight"] * 1.5
+    return a, b
+
+
+def _axes(fig: Any, label: str) -> Any:
+    return next(ax for ax in fig.axes if ax.get_label() == label)
+
+
+def _labels_apart(fig: Any, ax: Any) -> None:
+    """Every y tick label is drawn, non-empty, and no two overlap."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_yticklabels()]
+    assert all(t.get_text() for t in ax.get_yticklabels())
+    spans = sorted((b.y0, b.y1) for b in boxes)
+    assert all(lo2 >= hi1 - 0.5 for (_, hi1), (lo2, _) in itertools.pairwise(spans))
+
+
+def test_heatmap_rows_are_blocks(artifacts: Path) -> None:
+    from coral.utils.block_grid import block_grid
+    from coral.utils.heatmap import colour_norm, overview_figure
+
+    a, b = _bert_like()
+    d = compare_models(a, b, "MiniLM", "tuned")
+    grid = block_grid(d["layers"])
+    assert grid.rows == ["encoder.layer.0", "encoder.layer.2", "encoder.layer.4"]
+    assert len(grid.columns) == 6 and all(c.startswith("attention.self.") for c in grid.columns)
+    assert [ly["name"] for ly in grid.others] == ["pooler.dense.weight"]
+    assert grid.hidden_identical == d["counts"]["identical"] - 0  # no identical cell drawn
+    fig = overview_figure(d, a, b)
+    heat = _axes(fig, "blocks")
+    assert [t.get_text() for t in heat.get_yticklabels()] == grid.rows  # every row labelled
+    assert [t.get_text() for t in heat.get_xticklabels()] == grid.columns
+    _labels_apart(fig, heat)
+    assert [t.get_text() for t in _axes(fig, "others").get_yticklabels()] == [
+        "pooler.dense.weight"
+    ]
+    # The colour scale spans the changes drawn: none is clipped to the ends of the colour map.
+    norm = colour_norm(grid)
+    changes = [1 - ly["combined_similarity"] for ly in grid.cells.values()]
+    assert norm is not None and norm.vmin <= min(changes) and norm.vmax >= max(changes)
+    path = render_diff_png(d, artifacts / "diff-blocks.png", before=a, after=b)
+    img = _load_png(path)
+    _assert_not_blank(img)
+
+
+def test_heatmap_shows_identical_when_asked() -> None:
+    from coral.utils.block_grid import block_grid
+
+    a, b = _bert_like()
+    d = compare_models(a, b)
+    grid = block_grid(d["layers"], show_identical=True)
+    assert grid.rows == [f"encoder.layer.{i}" for i in range(6)] and len(grid.columns) == 16
+    assert grid.hidden_identical == 0 and grid.drawn == len(d["layers"])
 
 
 def test_png_with_distributions(diff: dict[str, Any], weights: Any, artifacts: Path) -> None:
@@ -121,16 +232,21 @@ def test_png_with_distributions(diff: dict[str, Any], weights: Any, artifacts: P
     assert img.shape[0] > plain.shape[0]  # the histogram row adds height
 
 
-def test_png_many_layers(artifacts: Path) -> None:
+def test_png_many_blocks_labels_every_row(artifacts: Path) -> None:
+    from coral.utils.heatmap import overview_figure
+
     rng = np.random.default_rng(1)
     a = {f"model.layers.{i}.mlp.down_proj.weight": rng.standard_normal((16, 16))
          for i in range(160)}
     b = {k: v + 10.0 ** -(i % 6) * rng.standard_normal(v.shape)
          for i, (k, v) in enumerate(a.items())}
     d = compare_models(a, b, "llama-base", "llama-sft")
+    fig = overview_figure(d)
+    heat = _axes(fig, "blocks")
+    assert len(heat.get_yticklabels()) == 160
+    _labels_apart(fig, heat)
     img = _load_png(render_diff_png(d, artifacts / "diff-160-layers.png", before=a, after=b))
     _assert_not_blank(img)
-    assert img.shape[0] < 3200  # the figure height is capped
 
 
 def test_png_degenerate_inputs(artifacts: Path) -> None:
