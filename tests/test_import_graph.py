@@ -40,8 +40,6 @@ ALLOWED_EDGES: set[tuple[str, str]] = {
     # being fixed in issue 13: gc.py and pruning.py take `repo: Repository` (TYPE_CHECKING)
     ("coral.version_control.gc", "coral.version_control.repository"),
     ("coral.version_control.pruning", "coral.version_control.repository"),
-    # being fixed in issue 13: registry (below utils) uses utils' diff report
-    ("coral.registry.model_card", "coral.utils.diff_report"),
     # being fixed in issue 13 (found by this test): helpers of PackStore import it back for
     # their annotations (TYPE_CHECKING), and so do helpers of Remote
     ("coral.storage.chunk_reader", "coral.storage.pack_store"),

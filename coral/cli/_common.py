@@ -34,8 +34,8 @@ from rich.progress import (
 from typer._click import Context
 from typer._click.globals import get_current_context
 
+from coral.core.units import human_bytes as human_bytes  # shared with the reports
 from coral.errors import CoralError
-from coral.utils.report_format import human_bytes as human_bytes  # shared with the reports
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository

@@ -12,8 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from coral.core.units import human_bytes
 from coral.registry.snapshot import CommitSnapshot
-from coral.utils.diff_report import human_bytes
 from coral.version_control.objects import Commit
 
 if TYPE_CHECKING:

@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from coral.core.units import human_bytes as human_bytes  # re-exported for the reports
+
 CATEGORY_COLORS: dict[str, str] = {
     "identical": "#2e7d32",
     "minor_changes": "#9ccc65",
@@ -120,16 +122,6 @@ def summary_lines(diff: Mapping[str, Any]) -> list[str]:
 
 def title(diff: Mapping[str, Any], arrow: str = "→") -> str:
     return f"Coral diff: {diff.get('model_a_name', 'A')} {arrow} {diff.get('model_b_name', 'B')}"
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'."""
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 def byte_unit(largest: float) -> tuple[str, float]:
