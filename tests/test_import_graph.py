@@ -51,9 +51,7 @@ ALLOWED_EDGES: set[tuple[str, str]] = {
     ("coral.remotes.lazy", "coral.remotes.remote"),
     ("coral.remotes.remote_gc", "coral.remotes.remote"),
 }
-ALLOWED_LONG: set[str] = {
-    "coral.version_control.repository",  # being fixed in issue 13
-}
+ALLOWED_LONG: set[str] = set()
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -20,21 +20,14 @@ from coral.version_control.refs import Branch, ReflogEntry, RefStore
 class BranchesAndTags:
     """Creating, moving and deleting branches and tags; reading the reflog."""
 
+    # provided by Repository
     refs: RefStore
     database: Database
     store: PackStore
-
-    def resolve_ref(self, ref: str) -> str:
-        raise NotImplementedError
-
-    def read_commit(self, commit_hash: str) -> Commit:
-        raise NotImplementedError
-
-    def write_lock(self) -> AbstractContextManager[None]:
-        raise NotImplementedError
-
-    def default_author(self) -> str:
-        raise NotImplementedError
+    resolve_ref: Callable[[str], str]
+    read_commit: Callable[[str], Commit]
+    write_lock: Callable[[], AbstractContextManager[None]]
+    default_author: Callable[[], str]
 
     @property
     def current_branch(self) -> str | None:

@@ -364,7 +364,7 @@ class Repository(BranchesAndTags):
         entries = [tree.entries[n] for n in names]
         try:
             if lazy or len(entries) <= 1 or sum(e.nbytes for e in entries) < _PARALLEL_READ_BYTES:
-                return {e.name: self._load_entry(e, lazy) for e in entries}
+                return {e.name: self.load_entry(e, lazy) for e in entries}
             stored = self.store.load_many([e.tensor_id for e in entries])
             loaded = [
                 WeightTensor(w.data, replace(e.to_metadata(), shape=w.shape, dtype=w.dtype))
@@ -382,22 +382,19 @@ class Repository(BranchesAndTags):
         if entry is None:
             raise WeightNotFoundError(f"no weight named {name!r} in {ref}")
         try:
-            return self._load_entry(entry, lazy)
+            return self.load_entry(entry, lazy)
         except ObjectNotFoundError as exc:
             pruning.raise_if_collected(self, commit_hash, exc)
             raise
 
-    def _load_entry(self, entry: TreeEntry, lazy: bool) -> WeightTensor:
+    def load_entry(self, entry: TreeEntry, lazy: bool = False) -> WeightTensor:
+        """The tensor a tree entry names, with the entry's metadata."""
         meta = entry.to_metadata()
         if lazy:
             store, tid = self.store, entry.tensor_id
             return WeightTensor(metadata=meta, loader=lambda: store.load(tid).data)
         loaded = self.store.load(entry.tensor_id, entry.name)
         return WeightTensor(loaded.data, replace(meta, shape=loaded.shape, dtype=loaded.dtype))
-
-    def load_entry(self, entry: TreeEntry, lazy: bool = False) -> WeightTensor:
-        """The tensor a tree entry names, with the entry's metadata."""
-        return self._load_entry(entry, lazy)
 
     # -- history ------------------------------------------------------------------------------
     def log(self, max_commits: int | None = None, branch: str | None = None) -> list[Commit]:
