@@ -7,29 +7,25 @@ otherwise), from the `progress(phase, done, total)` callback of the library.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from coral.cli._common import emit_json, err, first_line, human_bytes, open_repo, out
+from coral.cli._common import (
+    emit_json,
+    err,
+    first_line,
+    human_bytes,
+    open_repo,
+    out,
+    phase_progress,
+)
 from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError
 from coral.storage.base import StoreStats
-from coral.version_control.progress import Progress as ProgressCallback
 
 ORDER = 50  # position of this group in `coral --help`
 PANEL = "Maintenance"
@@ -47,35 +43,6 @@ def _finding(problem: Any) -> str:
     return f"{problem.kind} {_short(problem.id)}{where}: {_short(problem.reason)}"
 
 
-@contextmanager
-def phase_bars() -> Iterator[ProgressCallback | None]:
-    """A `progress(phase, done, total)` callback drawing one bar per phase on stderr; None
-    (report nothing) when stderr is not a terminal."""
-    console = err()
-    if not console.is_terminal:
-        yield None
-        return
-    bars = Progress(
-        SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    tasks: dict[str, TaskID] = {}
-
-    def report(phase: str, done: int, total: int | None) -> None:
-        task = tasks.get(phase)
-        if task is None:
-            task = tasks[phase] = bars.add_task(escape(phase), total=total)
-        bars.update(task, completed=done, total=total)
-
-    with bars:
-        yield report
-
-
 def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Only report what would be removed.")
@@ -85,7 +52,7 @@ def gc(
     """Delete objects that no branch, tag, reflog entry or staged change needs, and the weights
     of pruned checkpoints (retention) that no branch, tag or HEAD names."""
     repo = open_repo()
-    with phase_bars() as progress:
+    with phase_progress() as progress:
         result = repo.gc(dry_run=dry_run, progress=progress)
     if json_output:
         emit_json(result.to_dict())
@@ -105,7 +72,7 @@ def fsck(
 ) -> None:
     """Verify every object's hash and every reference. Exits 1 when something is wrong."""
     repo = open_repo()
-    with phase_bars() as progress:
+    with phase_progress() as progress:
         report = repo.fsck(full=not quick, progress=progress)
     if json_output:
         emit_json(report.to_dict())

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+import coral.cli._common as _common
 import coral.cli.maintenance as maintenance
 from tests.cli.conftest import Invoke
 
@@ -19,6 +20,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=True, width=100)
     monkeypatch.setattr(maintenance, "err", lambda: console)
+    monkeypatch.setattr(_common, "err", lambda: console)  # the bars are drawn by _common
     return buffer
 
 
@@ -50,8 +52,8 @@ def test_nothing_on_stderr_when_it_is_no_terminal(coral: Invoke, args: tuple[str
 
 
 def test_phase_bars_is_none_without_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(maintenance, "err", lambda: Console(file=io.StringIO()))
-    with maintenance.phase_bars() as progress:
+    monkeypatch.setattr(_common, "err", lambda: Console(file=io.StringIO()))
+    with maintenance.phase_progress() as progress:
         assert progress is None
 
 
