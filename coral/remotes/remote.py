@@ -15,8 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from coral.core.hashing import hash_blob
-from coral.errors import CoralError, CorruptObjectError, RemoteError
+from coral.errors import CoralError, RemoteError
 from coral.remotes import transfer
 from coral.remotes.backends import open_backend
 from coral.remotes.config import RemoteConfig, RemoteManager, redact_url
@@ -297,13 +296,7 @@ class Remote:
             for oid, loc in index.items()
             if loc.kind in (COMMIT, TREE, TAG, FILE) and not store._has(loc.kind, oid)
         ]
-        fetched = transfer.download(self.layout, index, wanted, progress, "history")
-        for oid, data in fetched.items():
-            if hash_blob(index[oid].kind, data) != oid:
-                raise CorruptObjectError(
-                    oid, None, f"received {index[oid].kind} does not match its name"
-                )
-        return fetched
+        return transfer.download_blobs(self.layout, index, wanted, progress)
 
     def _fetch_tensors(
         self,

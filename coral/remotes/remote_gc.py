@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from coral.core.hashing import hash_blob
-from coral.errors import CorruptObjectError, RemoteError
+from coral.errors import RemoteError
 from coral.remotes import transfer
 from coral.remotes.layout import RemoteLayout
 from coral.storage.backend import KeyNotFoundError, PreconditionFailedError, PutMode
@@ -121,10 +120,7 @@ def _reachable(layout: RemoteLayout, commits: list[str], tag_ids: list[str]) -> 
     """Every object id the refs need, read from the remote and verified before parsing."""
     index = layout.refresh_index()
     meta_ids = [o for o, loc in index.items() if loc.kind in (COMMIT, TREE, TAG)]
-    meta = transfer.download(layout, index, meta_ids)
-    for oid, data in meta.items():
-        if hash_blob(index[oid].kind, data) != oid:
-            raise CorruptObjectError(oid, None, f"remote {index[oid].kind} does not match its name")
+    meta = transfer.download_blobs(layout, index, meta_ids)
     live: set[str] = set()
     tensors: set[str] = set()
     stack = [c for c in commits if c]

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from coral.errors import RemoteError
+from coral.core.hashing import hash_blob
+from coral.errors import CorruptObjectError, RemoteError
 from coral.remotes.layout import RemoteLayout
 from coral.storage.base import CHUNK
 from coral.storage.pack import NOT_A_CHUNK, PackWriter
@@ -59,6 +60,24 @@ def download(
             if progress:
                 progress(phase, done, total)
     return got
+
+
+def download_blobs(
+    layout: RemoteLayout,
+    index: dict[str, Location],
+    ids: Iterable[str],
+    progress: Progress | None = None,
+    phase: str = "history",
+) -> dict[str, bytes]:
+    """Like `download`, for commits, trees, tags and model files: each is hashed against its
+    name before anyone parses it (a tampered one is a CorruptObjectError)."""
+    fetched = download(layout, index, ids, progress, phase)
+    for oid, data in fetched.items():
+        if hash_blob(index[oid].kind, data) != oid:
+            raise CorruptObjectError(
+                oid, None, f"received {index[oid].kind} does not match its name"
+            )
+    return fetched
 
 
 def upload(
