@@ -22,9 +22,9 @@ from rich.table import Table
 
 from coral.cli._common import emit_json, err, human_bytes, open_repo, out
 from coral.errors import CoralError
-from coral.remotes.config import RemoteConfig, RemoteManager, redact_url
+from coral.remotes.config import RemoteConfig, redact_url
 from coral.remotes.layout import NonFastForwardError
-from coral.remotes.remote import PullResult, PushResult, Remote
+from coral.remotes.remote import PullResult, PushResult, Remote, RemoteManager
 
 ORDER = 45
 PANEL = "Remotes"

@@ -1,4 +1,4 @@
-"""`RemoteConfig` and `RemoteManager`: named remotes, kept in `.coral/remotes.json`.
+"""`RemoteConfig` and `RemoteConfigs`: named remotes, kept in `.coral/remotes.json`.
 
 Secrets given in a RemoteConfig are used for that process but never written to remotes.json
 (credentials otherwise come from each cloud's own chain: environment variables, profiles).
@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
+from coral.core.redact import redact_url as redact_url  # public here too: remotes use it
 from coral.errors import CoralError, InvalidNameError
 from coral.storage.atomic_file import write_atomic
 from coral.version_control.refnames import check_name
-
-if TYPE_CHECKING:
-    from coral.remotes.remote import Remote
 
 SCHEMES = {"s3": "s3", "minio": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "file": "local"}
 _SECRET_FIELDS = ("access_key", "secret_key")
@@ -78,19 +76,9 @@ class RemoteConfig:
         return out
 
 
-def redact_url(url: str) -> str:
-    """The URL with any user:password@ part replaced by ***@ (safe to print and store)."""
-    parts = urlsplit(url)
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return parts._replace(netloc=f"***@{host}").geturl()
-
-
-class RemoteManager:
-    """Named remotes stored in a JSON file (no secrets in it)."""
+class RemoteConfigs:
+    """Named remotes' configurations stored in a JSON file (no secrets in it); `RemoteManager`
+    (in `remote.py`) adds opening them as `Remote`s."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -144,12 +132,6 @@ class RemoteManager:
                 config, access_key=secrets.get("access_key"), secret_key=secrets.get("secret_key")
             )
         return config
-
-    def get(self, name: str) -> Remote:
-        """The remote named `name`, ready to push and pull."""
-        from coral.remotes.remote import Remote
-
-        return Remote.from_config(self.config(name))
 
     def remove(self, name: str) -> bool:
         remotes = self._read()

@@ -9,48 +9,47 @@ it — verified like every fetch — through `RemoteSource`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol, cast
 
-from coral.errors import CoralError
-from coral.remotes.config import RemoteConfigError, RemoteManager, redact_url
+from coral.remotes.config import RemoteConfig, RemoteConfigs, redact_url
 from coral.storage.promisor import Promisor, clear_promisor, write_promisor
 
 if TYPE_CHECKING:
-    from coral.remotes.remote import Remote
     from coral.storage.pack_store import PackStore
+    from coral.storage.store_view import StoreInternals
     from coral.version_control.repository import Repository
 
-FACTORY = "coral.remotes.lazy:open_source"
+FACTORY = "coral.remotes.remote:open_promised_source"  # see remote.open_promised_source
+
+
+class TensorRemote(Protocol):
+    """What a lazy clone needs of a `Remote`: its name and config, and fetching tensors."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config(self) -> RemoteConfig: ...
+
+    def fetch_tensors(self, local_store: PackStore, tensor_ids: Sequence[str]) -> int: ...
 
 
 class RemoteSource:
     """Fetches promised tensors from one remote."""
 
-    def __init__(self, remote: Remote) -> None:
+    def __init__(self, remote: TensorRemote) -> None:
         self.remote = remote
         self.description = f"{remote.name} ({redact_url(remote.config.url)})"
 
-    def fetch_tensors(self, store: PackStore, tensor_ids: Sequence[str]) -> None:
-        self.remote.fetch_tensors(store, tensor_ids)
+    def fetch_tensors(self, store: StoreInternals, tensor_ids: Sequence[str]) -> None:
+        # the promisor hands over the PackStore it belongs to, typed by its helpers' view
+        self.remote.fetch_tensors(cast("PackStore", store), tensor_ids)
 
 
-def open_source(store: PackStore, params: dict[str, Any]) -> RemoteSource:
-    """The promisor factory named in promisor.json: the remote from the repository's remotes."""
-    name = str(params.get("remote", ""))
-    try:
-        remote = RemoteManager(store.root.parent / "remotes.json").get(name)
-    except RemoteConfigError:
-        raise CoralError(
-            f"this partial clone fetches missing tensors from remote {name!r}, which is gone",
-            hint=f"add it again: coral remote add {name} URL",
-        ) from None
-    return RemoteSource(remote)
-
-
-def promise(repo: Repository, remote: Remote) -> None:
+def promise(repo: Repository, remote: TensorRemote) -> None:
     """Make `remote` the one this repository fetches missing tensors from (recorded by name;
     this process keeps using the given object, with any secrets it holds)."""
-    manager = RemoteManager(repo.coral_dir / "remotes.json")
+    manager = RemoteConfigs(repo.coral_dir / "remotes.json")
     if remote.name not in manager.list():  # so that a later session finds it by name
         manager.add(remote.config)
     write_promisor(repo.store.root, FACTORY, remote=remote.name)

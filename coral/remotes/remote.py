@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from coral.errors import CoralError, RemoteError
 from coral.remotes import transfer
 from coral.remotes.backends import open_backend
-from coral.remotes.config import RemoteConfig, RemoteManager, redact_url
+from coral.remotes.config import RemoteConfig, RemoteConfigError, RemoteConfigs, redact_url
 from coral.remotes.graph import ObjectSet, commit_closure, tag_objects, tensor_closure
 from coral.remotes.layout import NonFastForwardError, RemoteLayout, RemoteRef
-from coral.remotes.lazy import promise
+from coral.remotes.lazy import RemoteSource, promise
 from coral.remotes.remote_gc import DEFAULT_GRACE, RemoteGCResult, collect, gc_locked
 from coral.remotes.transfer import Progress
 from coral.storage.backend import Backend, BackendError
@@ -86,7 +86,7 @@ class Remote:
 
     def gc(self, *, grace_seconds: float = DEFAULT_GRACE, dry_run: bool = False) -> RemoteGCResult:
         """Delete the remote's packs that no ref needs (older than `grace_seconds`)."""
-        return collect(self, grace_seconds=grace_seconds, dry_run=dry_run)
+        return collect(self.layout, grace_seconds=grace_seconds, dry_run=dry_run)
 
     def _use_cache(self, repo: Repository) -> None:
         """Keep the remote's pack trailers under the repository's .coral/cache (per URL)."""
@@ -454,3 +454,25 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 
 def _display(name: str) -> str:
     return name[len("heads/") :] if name.startswith("heads/") else name
+
+
+class RemoteManager(RemoteConfigs):
+    """Named remotes stored in `.coral/remotes.json` (no secrets in it), opened as `Remote`s."""
+
+    def get(self, name: str) -> Remote:
+        """The remote named `name`, ready to push and pull."""
+        return Remote.from_config(self.config(name))
+
+
+def open_promised_source(store: _PackStore, params: dict[str, Any]) -> RemoteSource:
+    """The promisor factory named in promisor.json (`lazy.FACTORY`): the remote of that name
+    from the repository's remotes."""
+    name = str(params.get("remote", ""))
+    try:
+        remote = RemoteManager(store.root.parent / "remotes.json").get(name)
+    except RemoteConfigError:
+        raise CoralError(
+            f"this partial clone fetches missing tensors from remote {name!r}, which is gone",
+            hint=f"add it again: coral remote add {name} URL",
+        ) from None
+    return RemoteSource(remote)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from coral.errors import RemoteError
 from coral.remotes import transfer
@@ -22,9 +21,6 @@ from coral.storage.base import CHUNK, TENSOR
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack import PACK_DIR, PACK_SUFFIX
 from coral.version_control.objects import COMMIT, TAG, TREE, Commit, Tag, Tree
-
-if TYPE_CHECKING:
-    from coral.remotes.remote import Remote
 
 GC_LOCK = "locks/gc"
 DEFAULT_GRACE = 3600.0  # seconds: a pack younger than this may belong to a push under way
@@ -66,10 +62,9 @@ def gc_locked(layout: RemoteLayout) -> bool:
 
 
 def collect(
-    remote: Remote, *, grace_seconds: float = DEFAULT_GRACE, dry_run: bool = False
+    layout: RemoteLayout, *, grace_seconds: float = DEFAULT_GRACE, dry_run: bool = False
 ) -> RemoteGCResult:
     """Delete (or with `dry_run` list) the remote's unreachable packs older than the grace."""
-    layout = remote.layout
     if layout.read_format() is None:
         raise RemoteError(f"{layout.url} holds no Coral repository", hint="nothing to collect")
     result = RemoteGCResult(dry_run)

@@ -26,11 +26,11 @@ from coral.storage.chunk_format import (
 from coral.storage.store_stats import MAX_DEPTH
 
 if TYPE_CHECKING:
-    from coral.storage.pack_store import PackStore
+    from coral.storage.store_view import StoreInternals
 
 
 def decode(
-    store: PackStore, chunk_id: str, out: np.ndarray | None = None, *, strict: bool = False
+    store: StoreInternals, chunk_id: str, out: np.ndarray | None = None, *, strict: bool = False
 ) -> np.ndarray:
     """Decode and verify a chunk: XOR chains in plane space, anything else level by level."""
     if not strict:
@@ -43,7 +43,9 @@ def decode(
     return _decode_strict(store, chunk_id, out, 0)
 
 
-def _decode_xor_chain(store: PackStore, chunk_id: str, out: np.ndarray | None) -> np.ndarray | None:
+def _decode_xor_chain(
+    store: StoreInternals, chunk_id: str, out: np.ndarray | None
+) -> np.ndarray | None:
     """XOR the planes of every chunk along the chain down to a FULL (or cached) chunk, then
     check the result against the chunk's checksum (None: take the strict path)."""
     acc: list[np.ndarray | None] | None = None
@@ -90,7 +92,11 @@ def _decode_xor_chain(store: PackStore, chunk_id: str, out: np.ndarray | None) -
 
 
 def _decode_strict(
-    store: PackStore, chunk_id: str, out: np.ndarray | None, level: int, expected: int | None = None
+    store: StoreInternals,
+    chunk_id: str,
+    out: np.ndarray | None,
+    level: int,
+    expected: int | None = None,
 ) -> np.ndarray:
     if level > MAX_DEPTH:
         raise CorruptObjectError(

@@ -22,7 +22,7 @@ from coral.storage.atomic_file import write_atomic
 from coral.storage.base import TENSOR
 
 if TYPE_CHECKING:
-    from coral.storage.pack_store import PackStore
+    from coral.storage.store_view import StoreInternals
 
 PROMISOR_FILE = "promisor.json"
 
@@ -32,7 +32,7 @@ class ObjectSource(Protocol):
 
     description: str
 
-    def fetch_tensors(self, store: PackStore, tensor_ids: Sequence[str]) -> None:
+    def fetch_tensors(self, store: StoreInternals, tensor_ids: Sequence[str]) -> None:
         """Install the tensors (and every chunk they need) into `store`, verified."""
 
 
@@ -53,7 +53,7 @@ class Promisor:
         doc = self._read()
         return None if doc is None else str(doc.get("params", {}).get("remote", "a remote"))
 
-    def fetch_missing(self, store: PackStore, tensor_ids: Iterable[str]) -> bool:
+    def fetch_missing(self, store: StoreInternals, tensor_ids: Iterable[str]) -> bool:
         """Fetch the tensors `store` lacks; False when it promises nothing. A failed fetch is
         an ObjectNotFoundError saying where from."""
         ids = [t for t in tensor_ids if not store._has_fresh(TENSOR, t)]
@@ -69,7 +69,7 @@ class Promisor:
             ) from None
         return True
 
-    def fetch(self, store: PackStore, tensor_ids: Sequence[str]) -> bool:
+    def fetch(self, store: StoreInternals, tensor_ids: Sequence[str]) -> bool:
         """Ask the source for the tensors; False when this store promises nothing."""
         source = self._open(store)
         if source is None:
@@ -77,7 +77,7 @@ class Promisor:
         source.fetch_tensors(store, list(dict.fromkeys(tensor_ids)))
         return True
 
-    def _open(self, store: PackStore) -> ObjectSource | None:
+    def _open(self, store: StoreInternals) -> ObjectSource | None:
         with self._lock:
             if self._source is None:
                 doc = self._read()

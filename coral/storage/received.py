@@ -27,12 +27,12 @@ from coral.storage.pack import KINDS, NOT_A_CHUNK, PackWriter
 from coral.storage.store_stats import MAX_DEPTH  # the readers' limit: deeper is unreadable
 
 if TYPE_CHECKING:
-    from coral.storage.pack_store import PackStore
+    from coral.storage.store_view import StoreInternals
 
 Record = tuple[str, str, bytes]  # (kind, id, stored bytes)
 
 
-def install(store: PackStore, records: Iterable[Record]) -> int:
+def install(store: StoreInternals, records: Iterable[Record]) -> int:
     """Verify and store `(kind, id, bytes)` records; returns how many were new."""
     todo: dict[str, tuple[str, bytes]] = {}
     for kind, oid, data in records:
@@ -58,7 +58,7 @@ def install(store: PackStore, records: Iterable[Record]) -> int:
     return installed
 
 
-def _write(store: PackStore, rows: list[tuple[str, str, bytes, int, tuple[str, ...]]]) -> int:
+def _write(store: StoreInternals, rows: list[tuple[str, str, bytes, int, tuple[str, ...]]]) -> int:
     if not rows:
         return 0
     writer = PackWriter(store.backend, fsync=store.config.fsync)
@@ -75,7 +75,7 @@ def _write(store: PackStore, rows: list[tuple[str, str, bytes, int, tuple[str, .
 class _TensorVerifier:
     """Decodes each received chunk once, checks it and the tensors built from it."""
 
-    def __init__(self, store: PackStore, todo: dict[str, tuple[str, bytes]]) -> None:
+    def __init__(self, store: StoreInternals, todo: dict[str, tuple[str, bytes]]) -> None:
         self.store = store
         self.chunks: dict[str, bytes] = {o: d for o, (k, d) in todo.items() if k == CHUNK}
         self.manifests: dict[str, TensorManifest] = {}

@@ -32,7 +32,7 @@ from coral.storage.pack import NOT_A_CHUNK, PackWriter, pack_key
 from coral.storage.pack_index import PackInfo
 
 if TYPE_CHECKING:
-    from coral.storage.pack_store import PackStore
+    from coral.storage.store_view import StoreInternals
 
 try:
     import fcntl
@@ -47,7 +47,7 @@ _FULL = int(ChunkEncoding.FULL)
 
 
 @contextmanager
-def maintenance_lock(store: PackStore, *, wait: bool) -> Iterator[bool]:
+def maintenance_lock(store: StoreInternals, *, wait: bool) -> Iterator[bool]:
     """One repack or gc at a time per store (across processes); yields False when busy."""
     if fcntl is None or not store.backend.capabilities.local_path:
         yield True
@@ -69,7 +69,7 @@ def maintenance_lock(store: PackStore, *, wait: bool) -> Iterator[bool]:
         os.close(fd)
 
 
-def repack(store: PackStore) -> dict[str, int]:
+def repack(store: StoreInternals) -> dict[str, int]:
     """Reverse-delta the hinted chunks and compact packs; returns counts of what it did."""
     with maintenance_lock(store, wait=False) as held:
         if not held:
@@ -77,14 +77,14 @@ def repack(store: PackStore) -> dict[str, int]:
         return _repack_locked(store)
 
 
-def _repack_locked(store: PackStore) -> dict[str, int]:
+def _repack_locked(store: StoreInternals) -> dict[str, int]:
     store.index.refresh(force=True)
     done = {"reversed": _reverse(store)}
     done["compacted"] = _compact(store, _compaction_candidates(store))
     return done
 
 
-def _referrers(store: PackStore) -> dict[str, list[str]]:
+def _referrers(store: StoreInternals) -> dict[str, list[str]]:
     out: dict[str, list[str]] = defaultdict(list)
     for cid in store.index.ids(CHUNK):
         loc = store.index.get(cid)
@@ -106,7 +106,7 @@ def _run(referrers: dict[str, list[str]], chunk_id: str, limit: int) -> int:
     return best
 
 
-def _chain(store: PackStore, chunk_id: str, limit: int, pending: dict[str, str]) -> set[str]:
+def _chain(store: StoreInternals, chunk_id: str, limit: int, pending: dict[str, str]) -> set[str]:
     """Every chunk `chunk_id` decodes through: its references as indexed, and as re-encoded
     earlier in this pass (`pending`: chunk -> its new reference)."""
     seen: set[str] = set()
@@ -125,7 +125,7 @@ def _chain(store: PackStore, chunk_id: str, limit: int, pending: dict[str, str])
     return seen
 
 
-def _depth(store: PackStore, chunk_id: str, limit: int, pending: dict[str, str]) -> int:
+def _depth(store: StoreInternals, chunk_id: str, limit: int, pending: dict[str, str]) -> int:
     """Longest delta path from a chunk down to FULL, counting this pass's re-encodings."""
     depth, frontier = 0, {chunk_id}
     while depth <= 4 * limit:
@@ -142,7 +142,7 @@ def _depth(store: PackStore, chunk_id: str, limit: int, pending: dict[str, str])
     return depth
 
 
-def _reverse(store: PackStore) -> int:
+def _reverse(store: StoreInternals) -> int:
     config = store.config
     if not config.reverse_deltas or config.mode == "fast":
         return 0
@@ -185,7 +185,7 @@ def _reverse(store: PackStore) -> int:
     return len(rewritten)
 
 
-def _compaction_candidates(store: PackStore) -> list[PackInfo]:
+def _compaction_candidates(store: StoreInternals) -> list[PackInfo]:
     packs = store.index.packs()
     out = [p for p in packs if store.index.live_bytes(p.pack_id) < (1 - DEAD_SHARE) * p.data_end]
     chosen = {p.pack_id for p in out}
@@ -196,7 +196,7 @@ def _compaction_candidates(store: PackStore) -> list[PackInfo]:
 
 
 def _compact(
-    store: PackStore,
+    store: StoreInternals,
     packs: list[PackInfo],
     keep: object = None,
     report: GCReport | None = None,
@@ -239,7 +239,7 @@ def _compact(
     return len(packs)
 
 
-def _delete_pack(store: PackStore, pack_id: str) -> None:
+def _delete_pack(store: StoreInternals, pack_id: str) -> None:
     """The file goes first: a refresh in between then drops the pack as `remove_pack` does."""
     store.backend.delete(pack_key(pack_id))
     store.index.remove_pack(pack_id)
@@ -247,7 +247,7 @@ def _delete_pack(store: PackStore, pack_id: str) -> None:
 
 
 def collect(
-    store: PackStore,
+    store: StoreInternals,
     live_tensors: set[str],
     live_blobs: dict[str, set[str]],
     grace_seconds: float = 0.0,
@@ -307,14 +307,14 @@ def collect(
     return report
 
 
-def _pack_mtime(store: PackStore, info: PackInfo) -> float:
+def _pack_mtime(store: StoreInternals, info: PackInfo) -> float:
     try:
         return store.backend.stat(pack_key(info.pack_id)).mtime
     except Exception:
         return 0.0
 
 
-def _convert_loose(store: PackStore, keep: object, report: GCReport) -> None:
+def _convert_loose(store: StoreInternals, keep: object, report: GCReport) -> None:
     """Copy live loose objects into a pack; delete every loose file it made redundant."""
     loose = store.loose
     kept: list[tuple[str, str]] = []
@@ -359,7 +359,7 @@ def _convert_loose(store: PackStore, keep: object, report: GCReport) -> None:
         loose.prune_empty_dirs()
 
 
-def live_chunks(store: PackStore, tensors: Iterable[str]) -> set[str]:
+def live_chunks(store: StoreInternals, tensors: Iterable[str]) -> set[str]:
     """Every chunk the given tensors need, delta references included (tensors a partial clone
     has not fetched are skipped, not fetched)."""
     live: set[str] = set()

@@ -11,12 +11,12 @@ from coral.storage.chunk_format import ChunkEncoding
 from coral.storage.pack import NOT_A_CHUNK
 
 if TYPE_CHECKING:
-    from coral.storage.pack_store import PackStore
+    from coral.storage.store_view import StoreInternals
 
 MAX_DEPTH = 256  # deeper than any chain the store writes: a cycle or damage
 
 
-def chain_depth(store: PackStore, chunk_id: str) -> int:
+def chain_depth(store: StoreInternals, chunk_id: str) -> int:
     """Delta steps from a chunk down to FULL (longest path), through packed and loose chunks."""
     depth, frontier = 0, {chunk_id}
     while True:
@@ -34,7 +34,7 @@ def chain_depth(store: PackStore, chunk_id: str) -> int:
         frontier = refs
 
 
-def chunk_info(store: PackStore, chunk_id: str) -> tuple[int, str, int]:
+def chunk_info(store: StoreInternals, chunk_id: str) -> tuple[int, str, int]:
     """(stored bytes, encoding label, chain depth) of one chunk."""
     loc = store.index.get(chunk_id)
     if loc is not None and loc.encoding != NOT_A_CHUNK:
@@ -47,7 +47,7 @@ def chunk_info(store: PackStore, chunk_id: str) -> tuple[int, str, int]:
     return len(data), head.encoding.label, chain_depth(store, chunk_id)
 
 
-def tensor_stats(store: PackStore, tensor_id: str) -> ObjectStats:
+def tensor_stats(store: StoreInternals, tensor_id: str) -> ObjectStats:
     manifest = store._manifest(tensor_id)
     infos = [chunk_info(store, c) for c in dict.fromkeys(manifest.chunks)]
     encodings = Counter(label for _, label, _ in infos)
@@ -66,7 +66,7 @@ def tensor_stats(store: PackStore, tensor_id: str) -> ObjectStats:
     )
 
 
-def store_stats(store: PackStore) -> StoreStats:
+def store_stats(store: StoreInternals) -> StoreStats:
     st = StoreStats()
     for tid in store.list():
         st.tensors += 1

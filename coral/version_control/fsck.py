@@ -257,9 +257,7 @@ class _Checker:
                 self.report.add(COMMIT, cid, self._file(COMMIT, cid), exc.reason)
                 continue
             stack.extend((p, f"{cid[:10]}^") for p in commit.parent_hashes)
-            # pruning.py still annotates `repo: Repository`, though it needs only
-            # `StoredHistory` (repo_protocol.py): drop this ignore once it takes that (issue 13)
-            if cid in pruned and pruning.weights_collected(repo, cid):  # type: ignore[arg-type]
+            if cid in pruned and pruning.weights_collected(repo, cid):
                 # gc took its weights, as pruning allows; a live commit sharing its tree or
                 # tensors still has them checked (so this one does not mark the tree done)
                 self.report.info.append(

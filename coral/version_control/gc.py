@@ -16,6 +16,7 @@ Progress goes to an optional `progress(phase, done, total)` callback (`progress.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from coral.version_control.objects import COMMIT, FILE, TAG, TREE
 from coral.version_control.progress import Phase, Progress
 
 if TYPE_CHECKING:
-    from coral.version_control.repository import Repository
+    from coral.version_control.repo_protocol import CollectableRepository, StoredHistory
 
 
 @dataclass
@@ -50,6 +51,16 @@ class GCResult:
     freed_bytes: int = 0
     kept: dict[str, int] = field(default_factory=dict)
     dry_run: bool = False
+    live_commits: set[str] = field(default_factory=set, repr=False)  # what stays readable
+    live_trees: set[str] = field(default_factory=set, repr=False)
+
+    def forget_collected(
+        self, commits: MutableMapping[str, Any], trees: MutableMapping[str, Any]
+    ) -> None:
+        """Drop what gc deleted from caches of commits and trees (by id)."""
+        for cache, live in ((commits, self.live_commits), (trees, self.live_trees)):
+            for gone in [k for k in cache if k not in live]:
+                del cache[gone]
 
     @property
     def removed_total(self) -> int:
@@ -64,7 +75,7 @@ class GCResult:
         }
 
 
-def live_objects(repo: Repository, progress: Progress | None = None) -> LiveSet:
+def live_objects(repo: CollectableRepository, progress: Progress | None = None) -> LiveSet:
     """Everything reachable from refs, HEAD, the reflog and the staging area (the trees of
     pruned commits only when a ref or HEAD names the commit)."""
     live = LiveSet()
@@ -109,7 +120,7 @@ def live_objects(repo: Repository, progress: Progress | None = None) -> LiveSet:
 
 
 def collect_garbage(
-    repo: Repository,
+    repo: CollectableRepository,
     *,
     dry_run: bool = False,
     grace_seconds: float = 0.0,
@@ -162,17 +173,13 @@ def collect_garbage(
         pruning.remove(repo.database, gone)  # deleted commits need no pruned mark
     result.removed = dict(report.removed)
     result.freed_bytes = report.freed_bytes
-    for cid in list(repo._commits):
-        if cid not in live.commits:
-            repo._commits.pop(cid, None)
-    for tid in list(repo._trees):
-        if tid not in live.trees:
-            repo._trees.pop(tid, None)
+    result.live_commits = live.commits
+    result.live_trees = live.trees
     return result
 
 
 def _would_remove(
-    repo: Repository,
+    repo: StoredHistory,
     live: LiveSet,
     live_blobs: dict[str, set[str]],
     progress: Progress | None = None,
@@ -210,8 +217,8 @@ def _stored_size(store: Any, kind: str, object_id: str) -> int:
         return 0
 
 
-def _forget_fingerprints(repo: Repository, removed: list[str]) -> None:
-    index = repo._fingerprint_index() if removed else None
+def _forget_fingerprints(repo: CollectableRepository, removed: list[str]) -> None:
+    index = repo.writer.fingerprint_index() if removed else None
     if index is None:
         return
     # derived data: a stale fingerprint only yields a reference that is gone

@@ -29,7 +29,7 @@ from coral.version_control.errors import PrunedCommitError
 from coral.version_control.objects import TREE
 
 if TYPE_CHECKING:
-    from coral.version_control.repository import Repository
+    from coral.version_control.repo_protocol import StoredHistory
 
 COMPONENT = "pruning"
 SCHEMA_VERSION = 1
@@ -112,7 +112,7 @@ def reason(db: Database, commit_hash: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def weights_collected(repo: Repository, commit_hash: str) -> bool:
+def weights_collected(repo: StoredHistory, commit_hash: str) -> bool:
     """Whether gc deleted the commit's tree or any tensor of it."""
     commit = repo.read_commit(commit_hash)
     if not repo.store.has_blob(TREE, commit.tree_id):
@@ -130,7 +130,7 @@ PRUNED = "pruned"  # marked: gc may delete its weights; they are still there
 COLLECTED = "collected"  # marked, and gc deleted (some of) its weights
 
 
-def status(repo: Repository, commit_hash: str) -> str | None:
+def status(repo: StoredHistory, commit_hash: str) -> str | None:
     """None for a commit that is not pruned, else PRUNED or COLLECTED."""
     if reason(repo.database, commit_hash) is None:
         return None
@@ -140,7 +140,7 @@ def status(repo: Repository, commit_hash: str) -> str | None:
         return COLLECTED
 
 
-def collected_error(repo: Repository, commit_hash: str) -> PrunedCommitError | None:
+def collected_error(repo: StoredHistory, commit_hash: str) -> PrunedCommitError | None:
     """The error to raise when reading `commit_hash` failed, if it is a pruned commit."""
     why = reason(repo.database, commit_hash)
     if why is None:
@@ -154,7 +154,7 @@ def collected_error(repo: Repository, commit_hash: str) -> PrunedCommitError | N
     )
 
 
-def check_readable(repo: Repository, commit_hash: str) -> None:
+def check_readable(repo: StoredHistory, commit_hash: str) -> None:
     """Raise PrunedCommitError when gc deleted the weights of pruned `commit_hash`."""
     if status(repo, commit_hash) == COLLECTED:
         err = collected_error(repo, commit_hash)
@@ -162,7 +162,7 @@ def check_readable(repo: Repository, commit_hash: str) -> None:
             raise err
 
 
-def raise_if_tree_collected(repo: Repository, tree_id: str, exc: ObjectNotFoundError) -> None:
+def raise_if_tree_collected(repo: StoredHistory, tree_id: str, exc: ObjectNotFoundError) -> None:
     """Raise PrunedCommitError (from `exc`) when the missing tree `tree_id` is the tree of a
     pruned commit gc collected (reading a tree by its id, as `coral show` does)."""
     for commit_hash in sorted(pruned(repo.database)):
@@ -174,7 +174,7 @@ def raise_if_tree_collected(repo: Repository, tree_id: str, exc: ObjectNotFoundE
             raise_if_collected(repo, commit_hash, exc)
 
 
-def raise_if_collected(repo: Repository, commit_hash: str, exc: ObjectNotFoundError) -> None:
+def raise_if_collected(repo: StoredHistory, commit_hash: str, exc: ObjectNotFoundError) -> None:
     """Raise PrunedCommitError (from `exc`) when reading a pruned commit failed."""
     err = collected_error(repo, commit_hash)
     if err is not None:

@@ -16,6 +16,7 @@ from typing import Protocol
 from coral.core.weight_tensor import WeightTensor
 from coral.storage.pack_store import PackStore
 from coral.version_control.database import Database
+from coral.version_control.locking import RepositoryLock
 from coral.version_control.objects import Commit, Tree, TreeEntry
 from coral.version_control.refs import RefStore
 from coral.version_control.staging import StagingArea
@@ -77,3 +78,20 @@ class HistoryRepository(StoredHistory, Protocol):
     each tensor's storage facts."""
 
     def iter_commits(self, refs: Iterable[str] | None = None) -> Iterator[Commit]: ...
+
+
+class CollectableRepository(StoredHistory, Protocol):
+    """What gc (`gc.py`) reads: refs, HEAD and the reflog (roots), the staging area (roots),
+    the repository lock, and the commit writer (its similarity index forgets what gc deletes)."""
+
+    @property
+    def refs(self) -> RefStore: ...
+
+    @property
+    def staging(self) -> StagingArea: ...
+
+    @property
+    def lock(self) -> RepositoryLock: ...
+
+    @property
+    def writer(self) -> CommitWriter: ...

@@ -294,9 +294,6 @@ class Repository(BranchesAndTags):
         """The model files of `ref`: path -> bytes (each checked against its name)."""
         return {p: self.store.get_blob(FILE, f.blob_id) for p, f in self.list_files(ref).items()}
 
-    def _fingerprint_index(self) -> Any:
-        return self.writer.fingerprint_index()
-
     def remove_weight(self, name: str) -> None:
         """Stage the removal of tensor `name` from the next commit."""
         base = self._head_tree()
@@ -540,9 +537,12 @@ class Repository(BranchesAndTags):
         how far it got. Returns a GCResult (with dry_run: what would go, and the bytes)."""
         from coral.version_control.gc import collect_garbage
 
-        return collect_garbage(
+        result = collect_garbage(
             self, dry_run=dry_run, grace_seconds=grace_seconds, force=force, progress=progress
         )
+        if not dry_run:
+            result.forget_collected(self._commits, self._trees)
+        return result
 
     def prune_commits(self, hashes: Iterable[str], reason: str = "retention") -> int:
         """Mark commits (hashes or any refs) pruned: they stay in the history, but the next
