@@ -11,7 +11,12 @@ from typing import Any
 
 from coral.errors import CoralError
 from coral.integrations.formats import FORMATS, detect_format, save_weights
-from coral.integrations.formats._common import LazyArray, atomic_write
+from coral.integrations.model_export import (
+    store_loader,
+    stream_weights,
+    weights_header,
+    write_model_files,
+)
 from coral.integrations.pytorch import model_weights
 from coral.training.state import TRAINING_KEY
 from coral.version_control.objects import FILE
@@ -65,14 +70,18 @@ def export_commit(
         )
     kind = fmt or detect_format(path)
     streamed = kind in ("hf", "safetensors", "sharded")
-    arrays: dict[str, Any] = {}
-    for name, w in chosen.items():
-        arrays[name] = _lazy(repo, w, progress) if streamed else w.data
-        if progress and not streamed:
-            progress(1)
+    arrays: dict[str, Any]
+    if streamed:
+        arrays = stream_weights(chosen, store_loader(repo.store), progress)
+    else:
+        arrays = {}
+        for name, w in chosen.items():
+            arrays[name] = w.data
+            if progress:
+                progress(1)
     folder = kind == "hf"
     files = repo.list_files(commit.commit_hash) if folder else {}
-    metadata: dict[str, Any] = {"coral_commit": commit.commit_hash, "coral_ref": ref}
+    metadata = weights_header(commit.commit_hash, ref)
     if "config.json" not in files:  # commits made before model files were kept
         source = (commit.metadata.get("import") or {}).get("metadata") or {}
         if isinstance(source.get("config"), dict):
@@ -81,29 +90,16 @@ def export_commit(
         arrays, path, format=fmt, max_shard_bytes=max_shard_bytes, metadata=metadata
     )
     names = {Path(p).resolve() for p in written}
-    for rel, entry in sorted(files.items()):
-        target = Path(path) / rel
-        if target.resolve() in names:
-            continue  # a weights file of the same name was just written
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(target) as f:
-            f.write(repo.store.get_blob(FILE, entry.blob_id))
-        written.append(target)
+    same_name = [rel for rel in files if (Path(path) / rel).resolve() in names]
+    readers = {rel: _blob_reader(repo, e.blob_id) for rel, e in files.items()}
+    # a weights file of the same name as a model file was just written: it stays
+    written += [Path(path) / rel for rel in write_model_files(Path(path), readers, same_name)]
     total = sum(int(a.nbytes) for a in arrays.values())
     return ExportResult(commit.commit_hash, len(arrays), total, list(written), sorted(files))
 
 
-def _lazy(repo: Repository, weight: Any, progress: Advance | None) -> LazyArray:
-    """Read from the store when the writer reaches it (peak memory: about one tensor)."""
-    tensor_id = weight.metadata.hash
-
-    def load() -> Any:
-        data = repo.store.load(tensor_id).data
-        if progress:
-            progress(1)
-        return data
-
-    return LazyArray(weight.metadata.dtype, weight.metadata.shape, load)
+def _blob_reader(repo: Repository, blob_id: str) -> Callable[[], bytes]:
+    return lambda: repo.store.get_blob(FILE, blob_id)
 
 
 def config_of(repo: Repository, ref: str) -> dict[str, Any] | None:

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import coral
 from coral.core.weight_tensor import WeightTensor
 from coral.integrations.formats import save_weights
 from coral.integrations.formats._common import atomic_write
+from coral.integrations.model_export import (
+    store_loader,
+    stream_weights,
+    weights_header,
+    write_model_files,
+)
 from coral.integrations.pytorch import model_weights
 from coral.training.state import TRAINING_KEY
 from coral.version_control.objects import Commit
@@ -37,6 +45,7 @@ class CommitSnapshot:
     tag_metrics: dict[str, Any] = field(default_factory=dict)
     coral_version: str = field(default=coral.__version__)
     files: dict[str, bytes] = field(default_factory=dict)  # the commit's model files by path
+    loader: Callable[[WeightTensor], np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def load(
@@ -48,7 +57,7 @@ class CommitSnapshot:
         weights put back under every name (`model_weights`) unless `include_training_state`,
         which keeps the commit's tensors exactly as stored."""
         commit = repo.get_commit(ref)
-        weights = repo.get_all_weights(commit.commit_hash)
+        weights = repo.get_all_weights(commit.commit_hash, lazy=True)  # read when written
         if not include_training_state:
             weights = model_weights(weights, commit.metadata.get(TRAINING_KEY))
         tags = sorted(
@@ -66,6 +75,7 @@ class CommitSnapshot:
             weights=weights,
             tag_metrics=tag_metrics,
             files=repo.get_files(commit.commit_hash),
+            loader=store_loader(repo.store),
         )
 
     # -- facts ---------------------------------------------------------------------------------
@@ -134,26 +144,21 @@ class CommitSnapshot:
         """Write the weights into `folder` as `model.<format>` (safetensors sharded with an
         index above `max_shard_bytes`, as Hugging Face names them); returns the files."""
         path = folder / f"{WEIGHTS_STEM}.{format}"
+        weights: Mapping[str, Any] = self.weights
+        if self.loader is not None and format == "safetensors":  # streamed, one tensor at a time
+            weights = stream_weights(self.weights, self.loader)
         if format == "safetensors":
-            header = {"format": "pt", "coral_commit": self.commit.commit_hash}
+            header = weights_header(self.commit.commit_hash, self.ref)
             return save_weights(
-                self.weights, path, format, max_shard_bytes=max_shard_bytes, metadata=header
+                weights, path, format, max_shard_bytes=max_shard_bytes, metadata=header
             )
-        return save_weights(self.weights, path, format)
+        return save_weights(weights, path, format)
 
     def write_model_files(self, folder: Path, skip: Iterable[str] = ()) -> list[str]:
         """Write the commit's model files (config.json, tokenizer files, ...) into `folder`;
         returns their paths relative to it. Paths in `skip` are left to the caller."""
-        written = []
-        for rel, data in sorted(self.files.items()):
-            if rel in set(skip):
-                continue
-            target = folder / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_write(target) as f:
-                f.write(data)
-            written.append(rel)
-        return written
+        readers = {rel: (lambda data=data: data) for rel, data in self.files.items()}
+        return write_model_files(folder, readers, skip)
 
     @staticmethod
     def write_metadata(folder: Path, metadata: Mapping[str, Any]) -> Path:

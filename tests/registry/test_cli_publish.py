@@ -134,7 +134,8 @@ def test_publish_history(
 
     assert coral(repo, "publish", "history") == 0
     table = capsys.readouterr().out
-    assert "local" in table and "failed" in table and "ok" in table
+    # at 80 columns a long tmp path may push the registry column out (DESIGN §8): not asserted
+    assert "failed" in table and "ok" in table and "unknown ref 'missing'" in table
 
     assert coral(repo, "publish", "history", "--success-only", "--registry", "local", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
