@@ -469,6 +469,7 @@ def _write_visual(
     select: Callable[[str], bool] | None,
     show_all: bool,
 ) -> Path:
+    from coral.porcelain.weights import weights_at
     from coral.utils.heatmap import render_diff_png
     from coral.utils.html_report import render_diff_html
 
@@ -482,12 +483,8 @@ def _write_visual(
             f"cannot tell the report type of {path}", hint="end the path in .png or .html"
         )
 
-    def weights(ref: str) -> dict[str, Any]:
-        all_weights = repo.get_all_weights(ref, lazy=True)
-        return {n: w for n, w in all_weights.items() if select is None or select(n)}
-
-    before = weights(result.from_ref)
-    after = weights(result.to_ref if result.to_ref != "staged" else "HEAD")
+    before = weights_at(repo, result.from_ref, select)
+    after = weights_at(repo, result.to_ref, select)
     with progress(f"drawing {path.name}", None):
         written: Path = render(comparison, path, before, after, show_identical=show_all)
     return written
