@@ -220,7 +220,7 @@ class TensorBoardSink(ExperimentSink):
             f"**commit** `{experiment.commit_hash or '-'}`",
         ]
         if experiment.commits:
-            lines.append("**commits** " + ", ".join(f"`{c[:12]}`" for c in experiment.commits))
+            lines.append("**commits** " + ", ".join(f"`{c[:10]}`" for c in experiment.commits))
         if experiment.error_message:
             lines.append(f"**error** {experiment.error_message}")
         wall = experiment.ended_at.timestamp() if experiment.ended_at else None
