@@ -27,88 +27,22 @@ from coral.cli.diff_view import print_file_changes, tensor_filter
 from coral.cli.tables import Column, FitTable
 from coral.core.training_names import is_training_state
 from coral.errors import CoralError, RefNotFoundError
-from coral.storage.base import ObjectStats
+from coral.porcelain.history import (
+    commit_detail,
+    graph_rows,
+    log_entries,
+    tensor_detail,
+)
 from coral.utils.ascii_report import render_diff_ascii
 from coral.utils.comparison import comparison_of_diff
 from coral.utils.report_format import counts_text
-from coral.utils.tensor_values import value_stats
-from coral.version_control import pruning
 
 if TYPE_CHECKING:
     from coral.version_control.diff import DiffResult, TensorComparison
-    from coral.version_control.objects import Commit, TreeEntry
     from coral.version_control.repository import Repository
 
 ORDER = 30  # position of this group in `coral --help`
 PANEL = "History"
-
-
-# -- decorations and graph --------------------------------------------------------------------
-def decorations(repo: Repository) -> dict[str, list[str]]:
-    """commit hash -> ["HEAD -> main", "tag: v1", ...] as git prints them."""
-    head = repo.head()
-    labels: dict[str, list[str]] = {}
-    for b in repo.list_branches():
-        label = f"HEAD -> {b.name}" if head.branch == b.name else b.name
-        labels.setdefault(b.commit_hash, []).append(label)
-    if head.detached and head.commit:
-        labels.setdefault(head.commit, []).insert(0, "HEAD")
-    for t in repo.list_tags():
-        labels.setdefault(t.commit_hash, []).append(f"tag: {t.name}")
-    for lst in labels.values():
-        lst.sort(key=lambda s: (not s.startswith("HEAD"), s.startswith("tag:"), s))
-    return labels
-
-
-def graph_rows(commits: list[Commit]) -> list[tuple[str, Commit | None]]:
-    """(graph prefix, commit or None for a connector row), git-style, newest first."""
-    lanes: list[str] = []
-    rows: list[tuple[str, Commit | None]] = []
-    shown = {c.commit_hash for c in commits}
-    for c in commits:
-        h = c.commit_hash
-        if h not in lanes:
-            lanes.append(h)
-        col = lanes.index(h)
-        others = [i for i, lane in enumerate(lanes) if lane == h and i != col]
-        if others:  # branches that forked here join their lane first: "|/"
-            chars = [" "] * (2 * len(lanes))
-            for i in range(len(lanes)):
-                if i in others:
-                    chars[2 * i - 1] = "/"
-                else:
-                    chars[2 * i] = "|"
-            rows.append(("".join(chars).rstrip(), None))
-            lanes = [lane for i, lane in enumerate(lanes) if i not in others]
-        rows.append((" ".join("*" if i == col else "|" for i in range(len(lanes))), c))
-        parents = [p for p in c.parent_hashes if p in shown]
-        if not parents:
-            lanes.pop(col)
-            continue
-        lanes[col] = parents[0]
-        added = []
-        for p in parents[1:]:
-            if p not in lanes:
-                lanes.append(p)
-                added.append(len(lanes) - 1)
-        if added:
-            chars = [" "] * (2 * len(lanes))
-            for i in range(len(lanes)):
-                if i in added:
-                    chars[2 * i - 1] = "\\"
-                else:
-                    chars[2 * i] = "|"
-            rows.append(("".join(chars).rstrip(), None))
-    return rows
-
-
-def linked_experiments(repo: Repository, commits: list[Commit]) -> dict[str, list[Any]]:
-    """Commit hash -> experiments that produced it (empty when experiment tracking is absent)."""
-    try:
-        from coral.experiments import experiments_for_commits
-    except ImportError:
-        return {}
-    return experiments_for_commits(repo, [c.commit_hash for c in commits])
 
 
 def _metric_items(metrics: dict[str, Any]) -> list[str]:
@@ -150,49 +84,32 @@ def log(
 ) -> None:
     """Show the commit history."""
     repo = open_repo()
-    commits = repo.log(max_commits=max_count, branch=ref)
-    labels = decorations(repo)
-    experiments = linked_experiments(repo, commits)
+    entries = log_entries(repo, ref, max_count)
     if json_output:
-        emit_json(
-            [
-                {
-                    **c.to_dict(),
-                    "refs": labels.get(c.commit_hash, []),
-                    "experiments": [
-                        {"experiment_id": e.experiment_id, "name": e.name}
-                        for e in experiments.get(c.commit_hash, [])
-                    ],
-                }
-                for c in commits
-            ]
-        )
+        emit_json([e.to_dict() for e in entries])
         return
     console = out()
-    if not commits:
+    if not entries:
         console.print("No commits yet")
         return
-    pruned = pruning.pruned(repo.database)
+    by_hash = {e.commit.commit_hash: e for e in entries}
+    commits = [e.commit for e in entries]
     rows = graph_rows(commits) if graph else [("", c) for c in commits]
     for prefix, c in rows:
         pad = f"{prefix} " if prefix else ""
         if c is None:
             console.print(prefix, markup=False)
             continue
-        deco = labels.get(c.commit_hash)
+        entry = by_hash[c.commit_hash]
+        deco = entry.refs
         deco_text = f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else ""
-        if c.commit_hash in pruned:
-            state = pruning.status(repo, c.commit_hash)
-            deco_text += (
-                " [dim]\\[pruned, weights collected][/dim]"
-                if state == pruning.COLLECTED
-                else " [dim]\\[pruned][/dim]"
-            )
-        exps = experiments.get(c.commit_hash, [])
+        if entry.pruned:
+            deco_text += f" [dim]\\[{entry.pruned}][/dim]"
+        exps = entry.experiments
         if oneline:
             subject = escape(first_line(c.message))
             exp_text = (
-                f" [magenta]\\[{escape(', '.join(e.name for e in exps))}][/magenta]" if exps else ""
+                f" [magenta]\\[{escape(', '.join(n for _, n in exps))}][/magenta]" if exps else ""
             )
             console.print(
                 f"{escape(pad)}[yellow]{c.commit_hash[:10]}[/yellow]{deco_text} {subject}{exp_text}"
@@ -207,8 +124,8 @@ def log(
         if c.metrics:
             for line in _wrapped(f"{cont}Metrics: ", _metric_items(c.metrics), console.width):
                 console.print(line)
-        for e in exps:
-            console.print(f"{cont}Experiment: {escape(e.name)} ({e.experiment_id})")
+        for exp_id, exp_name in exps:
+            console.print(f"{cont}Experiment: {escape(exp_name)} ({exp_id})")
         console.print(cont.rstrip())
         for line in c.message.strip().splitlines() or [""]:
             console.print(f"{cont}    {escape(line)}")
@@ -231,35 +148,11 @@ def _split_target(repo: Repository, target: str) -> tuple[str, str | None]:
 
 
 def _show_tensor(repo: Repository, ref: str, name: str, json_output: bool) -> None:
-    from coral.version_control.errors import WeightNotFoundError
-
-    commit = repo.get_commit(ref)
-    entry = repo.read_tree(commit.tree_id).entries.get(name)
-    if entry is None:
-        raise WeightNotFoundError(f"no weight named {name!r} in {ref} ({commit.short_hash})")
-    weight = repo.load_entry(entry)
-    info: dict[str, Any] = {
-        "name": name,
-        "commit": commit.commit_hash,
-        "tensor": entry.tensor_id,
-        "shape": list(entry.shape),
-        "dtype": entry.dtype,
-        "bytes": entry.nbytes,
-        "layer_type": entry.layer_type,
-        "model_name": entry.model_name,
-        "extra": entry.extra,
-        "values": value_stats(weight.data),
-    }
-    st = repo.store.stats(entry.tensor_id)
-    if isinstance(st, ObjectStats):
-        info["storage"] = {
-            "stored_bytes": st.stored_bytes,
-            "encoding": st.encoding,
-            "chain_depth": st.chain_depth,
-            "chunks": st.chunks,
-            "compression_ratio": st.compression_ratio,
-        }
+    detail = tensor_detail(repo, ref, name)
+    info = detail.to_dict()
+    commit, entry = detail.commit, detail.entry
     if json_output:
+        info.pop("histogram")
         emit_json(info)
         return
     rows = [
@@ -319,27 +212,17 @@ def show(
     if name is not None:
         _show_tensor(repo, ref, name, json_output)
         return
-    commit = repo.get_commit(ref)
-    tree = repo.read_tree(commit.tree_id)
-    names = repo.list_weights(commit.commit_hash, layers)
-    state = [] if include_training_state else [n for n in names if is_training_state(n)]
-    entries: list[TreeEntry] = [tree.entries[n] for n in names if n not in set(state)]
+    detail = commit_detail(repo, ref, layers=layers, include_training_state=include_training_state)
     if json_output:
-        emit_json(
-            {
-                **commit.to_dict(),
-                "refs": decorations(repo).get(commit.commit_hash, []),
-                "tensors": [e.to_dict() for e in entries],
-                "training_state_tensors": len(state),
-                "files": [f.to_dict() for f in tree.files.values()],
-            }
-        )
+        emit_json(detail.to_dict())
         return
+    commit, entries = detail.commit, [t.entry for t in detail.tensors]
     console = out()
-    deco = decorations(repo).get(commit.commit_hash)
+    deco = detail.refs
     console.print(
         f"[yellow]commit {commit.commit_hash[:10]}[/yellow]"
         + (f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else "")
+        + (f" [dim]\\[{detail.pruned}][/dim]" if detail.pruned else "")
     )
     if commit.is_merge:
         console.print(f"Merge:  {' '.join(p[:10] for p in commit.parent_hashes)}")
@@ -358,32 +241,45 @@ def show(
             Column("shape", drop=40),
             Column("dtype", drop=30),
             Column("size", justify="right", drop=50),
+            Column("vs parent", drop=45),
             Column("tensor id", drop=20),
         ],
-        title=f"{len(entries)} of {len(tree.entries)} tensors"
-        if layers or state
+        title=f"{len(entries)} of {detail.total_tensors} tensors"
+        if layers or detail.training_state
         else f"{len(entries)} tensors",
         caption=f"total {human_bytes(sum(e.nbytes for e in entries))}",
     )
-    for e in entries:
+    for t in detail.tensors:
+        e = t.entry
+        change = _CHANGE.get(t.change, t.change) if commit.parent_hashes else ""
         table.add_row(
-            escape(e.name), fmt_shape(e.shape), e.dtype, human_bytes(e.nbytes), e.tensor_id[:10]
+            escape(e.name),
+            fmt_shape(e.shape),
+            e.dtype,
+            human_bytes(e.nbytes),
+            change,
+            e.tensor_id[:10],
         )
     table.render(console)
-    if state:
-        size = human_bytes(sum(tree.entries[n].nbytes for n in state))
+    if detail.removed:
+        console.print(f"[red]{len(detail.removed)} tensors removed since the parent[/red]")
+    if detail.training_state:
         console.print(
-            f"[dim]{len(state)} training-state tensors ({size}) not listed "
+            f"[dim]{len(detail.training_state)} training-state tensors "
+            f"({human_bytes(detail.training_state_bytes)}) not listed "
             "(--include-training-state)[/dim]"
         )
-    if tree.files:
+    if detail.files:
         files = FitTable(
             [Column("path", key=True), Column("size", justify="right"), Column("blob", drop=10)],
-            title=f"{len(tree.files)} model files",
+            title=f"{len(detail.files)} model files",
         )
-        for f in tree.files.values():
+        for f in detail.files:
             files.add_row(escape(f.path), human_bytes(f.size), f.blob_id[:10])
         files.render(console)
+
+
+_CHANGE = {"added": "[green]added[/green]", "changed": "[yellow]changed[/yellow]", "identical": ""}
 
 
 # -- diff -------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ at a time and a lazy `WeightTensor` stays lazy."""
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -89,28 +88,3 @@ def named_items(weights: Any) -> Iterable[tuple[str, Any]]:
     for i, w in enumerate(weights):
         name = w.name if isinstance(w, WeightTensor) and w.name else f"weight_{i}"
         yield name, w
-
-
-def value_stats(data: np.ndarray) -> dict[str, Any]:
-    """What `coral show REF:TENSOR` prints: element, zero and NaN/inf counts, L2 norm and, for
-    real numbers, min / max / mean / std of the finite values (float64)."""
-    if data.size == 0 or (
-        data.dtype.kind not in "biufc" and not data.dtype.name.startswith(("bfloat", "float8"))
-    ):
-        return {"elements": int(data.size)}
-    values = data.astype(np.complex128 if data.dtype.kind == "c" else np.float64).reshape(-1)
-    finite = values[np.isfinite(values)]
-    stats: dict[str, Any] = {
-        "elements": int(values.size),
-        "zeros": int(np.count_nonzero(values == 0)),
-        "nonfinite": int(values.size - finite.size),
-        "l2_norm": float(np.linalg.norm(finite)) if finite.size else math.nan,
-    }
-    if data.dtype.kind != "c" and finite.size:
-        stats.update(
-            min=float(finite.min()),
-            max=float(finite.max()),
-            mean=float(finite.mean()),
-            std=float(finite.std()),
-        )
-    return stats
