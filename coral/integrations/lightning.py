@@ -14,8 +14,9 @@ restore logic (loops, optimizers, schedulers, callbacks) runs on it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
@@ -33,6 +34,9 @@ PATH_PREFIX = "coral:"
 RNG_KEY = "coral_rng_states"
 HOOK_KEY = "coral_captured_at"  # the callback hook a checkpoint was taken in
 _MAIN_KEYS = ("state_dict", "optimizer_states", "lr_schedulers")
+
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
 
 
 def checkpoint_to_snapshot(checkpoint: Mapping[str, Any], state: TrainingState) -> Snapshot:
@@ -118,7 +122,7 @@ class LightningIntegration:
 class CoralCheckpointIO(CheckpointIO):
     """Reads `coral:<ref>` checkpoint paths from a repository; other paths go to `inner`."""
 
-    def __init__(self, repo: Any, inner: CheckpointIO | None = None) -> None:
+    def __init__(self, repo: Repository, inner: CheckpointIO | None = None) -> None:
         self.repo = repo
         self.inner = inner
 
@@ -174,7 +178,10 @@ class CoralCheckpoint(Callback):
     """
 
     def __init__(
-        self, repo: Any, config: CheckpointConfig | None = None, branch: str | None = None
+        self,
+        repo: Repository | str | os.PathLike[str],
+        config: CheckpointConfig | None = None,
+        branch: str | None = None,
     ) -> None:
         from coral.training.manager import _open_repo
 

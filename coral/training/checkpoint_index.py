@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coral.training.config import CheckpointConfig
 
@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS training_checkpoints (
 );
 CREATE INDEX IF NOT EXISTS training_checkpoints_by_step ON training_checkpoints(branch, step);
 """
+
+if TYPE_CHECKING:
+    from coral.version_control.gc import GCResult
+    from coral.version_control.repository import Repository
 
 
 @dataclass
@@ -72,7 +76,7 @@ class CheckpointInfo:
 class CheckpointIndex:
     """Reads and writes the `training_checkpoints` table of a repository's database."""
 
-    def __init__(self, repo: Any) -> None:
+    def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self.db = repo.database
         self.db.ensure_component(COMPONENT, SCHEMA_VERSION, _SCHEMA)
@@ -173,7 +177,7 @@ class CheckpointIndex:
         return {r[0] for r in rows}
 
 
-def collect_pruned(repo: Any, config: CheckpointConfig) -> Any:
+def collect_pruned(repo: Repository, config: CheckpointConfig) -> GCResult | None:
     """After retention pruned checkpoints: run `repo.gc()` when `config.auto_gc` (their weights
     are freed now instead of at the next `coral gc`). Returns the GCResult, or None."""
     if not config.auto_gc:

@@ -10,7 +10,7 @@ the new tip and tried again (a checkpoint's content does not depend on its paren
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import CoralError
@@ -19,8 +19,11 @@ from coral.version_control.refnames import check_name
 
 _CAS_RETRIES = 20
 
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
 
-def branch_for(repo: Any, branch: str | None) -> str:
+
+def branch_for(repo: Repository, branch: str | None) -> str:
     """The branch checkpoints go to: `branch`, else the one HEAD is on."""
     if branch is not None:
         check_name(branch, "branch")
@@ -35,7 +38,7 @@ def branch_for(repo: Any, branch: str | None) -> str:
 
 
 def commit_weights(
-    repo: Any,
+    repo: Repository,
     weights: Mapping[str, Any],
     message: str,
     *,
@@ -65,7 +68,7 @@ def commit_weights(
 
 
 def commit_snapshot(
-    repo: Any,
+    repo: Repository,
     snapshot: Any,
     message: str,
     *,
@@ -89,7 +92,7 @@ def commit_snapshot(
 
 
 def read_checkpoint(
-    repo: Any,
+    repo: Repository,
     ref: str = "HEAD",
     lazy: bool = False,
 ) -> tuple[dict[str, WeightTensor], dict[str, Any] | None, str]:

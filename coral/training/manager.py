@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from coral.errors import CoralError
 from coral.training.async_writer import BackgroundWriter
@@ -37,6 +37,9 @@ from coral.training.commit import branch_for, commit_snapshot, read_checkpoint
 from coral.training.config import CheckpointConfig
 from coral.training.snapshot import Snapshot
 from coral.training.state import TrainingState
+
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
 
 
 class StateIntegration(Protocol):
@@ -89,7 +92,7 @@ def integration_for(model: Any, optimizer: Any = None, scheduler: Any = None) ->
     )
 
 
-def _open_repo(repo: Any) -> Any:
+def _open_repo(repo: Repository | str | os.PathLike[str]) -> Repository:
     if isinstance(repo, (str, os.PathLike)):
         from coral.version_control.repository import Repository
 
@@ -107,7 +110,7 @@ class CheckpointManager:
 
     def __init__(
         self,
-        repo: Any,
+        repo: Repository | str | os.PathLike[str],
         model: Any = None,
         optimizer: Any = None,
         scheduler: Any = None,

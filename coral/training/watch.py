@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coral.errors import CoralError, NothingToCommitError
 from coral.training.checkpoint_index import CheckpointIndex, CheckpointInfo
@@ -47,6 +47,9 @@ DEFAULT_PATTERNS = (
     "checkpoint-*",
 )
 _NUMBER = re.compile(r"(\d+)")
+
+if TYPE_CHECKING:
+    from coral.version_control.repository import Repository
 
 
 class WatchConfigError(CoralError):
@@ -157,7 +160,7 @@ class CheckpointWatcher:
 
     def __init__(
         self,
-        repo: Any,
+        repo: Repository,
         directory: str | os.PathLike[str],
         rules: WatchRules | None = None,
         *,
