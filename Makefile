@@ -23,8 +23,9 @@ DEMO_REPO := demo-repo
 NODE_DIR := .cache/node
 AZURITE := azurite@3.35.0
 STAMP_AZURITE := $(NODE_DIR)/.stamp-$(subst @,-,$(AZURITE))
-# binary:Debian package pairs the test suite needs (real servers, headless browser)
-TEST_DEBS := redis-server:redis-server chromium:chromium
+# binary:Debian package pairs the test suite needs (real servers, headless browser, a real
+# terminal for `coral browse`)
+TEST_DEBS := redis-server:redis-server chromium:chromium tmux:tmux
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench clean test-debs venv .venv

@@ -98,3 +98,18 @@ class ConcurrentUpdateError(CoralError):
 
 class RemoteError(CoralError):
     default_hint = "check the remote's URL, the network and your credentials"
+
+
+class DatabaseDamagedError(CoralError):
+    """The repository database (`.coral/coral.db`) cannot be read: damaged, or not a database."""
+
+    default_hint = (
+        "run `coral fsck --repair`: it moves the damaged file aside (never deleting it) and "
+        "rebuilds refs from what it can read, the reflog and the commit objects"
+    )
+
+
+class DiskFullError(CoralError):
+    """A write failed for lack of space; the message names the file and the free space."""
+
+    default_hint = "free disk space (`coral gc` removes unreachable objects), then retry"

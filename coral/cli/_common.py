@@ -77,7 +77,7 @@ def open_repo(ctx: Context | None = None) -> Repository:
 
     st = state(ctx)
     if st._repo is None:
-        st._repo = Repository(repo_root(ctx))
+        st._repo = Repository(repo_root(ctx), shared_staging=True)  # `coral add`, then `commit`
         root = (ctx or get_current_context()).find_root()
         root.call_on_close(st.close)
     return st._repo

@@ -31,6 +31,7 @@ from typer.core import TyperGroup
 import coral
 import coral.cli
 from coral.cli._common import err, state
+from coral.core.redact import redact_text
 from coral.errors import CoralError
 
 EXIT_ERROR = 1
@@ -39,9 +40,9 @@ EXIT_USAGE = 2
 
 def _report(message: str, hint: str | None, command: str = "coral") -> None:
     """`error: MESSAGE` and `hint: HINT` on stderr (a pointer to --help when there is no hint)."""
-    hint = hint or f"see `{command} --help`"
+    hint = redact_text(hint or f"see `{command} --help`")  # no password from a URL is printed
     console = err()
-    lines = str(message).strip().splitlines() or ["unknown error"]
+    lines = redact_text(str(message)).strip().splitlines() or ["unknown error"]
     console.print(f"[bold red]error:[/bold red] {escape(lines[0])}")
     for extra in lines[1:]:
         console.print(f"  {escape(extra)}")

@@ -22,10 +22,14 @@ from coral.cli._common import (
     open_repo,
     out,
     phase_progress,
+    repo_root,
 )
 from coral.cli.tables import Column, FitTable
-from coral.errors import CoralError
+from coral.errors import CoralError, DatabaseDamagedError, NotARepositoryError
 from coral.storage.base import StoreStats
+from coral.version_control.db_errors import damage_reason
+from coral.version_control.fsck import FsckReport
+from coral.version_control.repo_config import DB_FILE
 
 ORDER = 50  # position of this group in `coral --help`
 PANEL = "Maintenance"
@@ -68,14 +72,31 @@ def fsck(
     quick: Annotated[
         bool, typer.Option("--quick", help="Check references only; do not re-hash every object.")
     ] = False,
+    repair_db: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Rebuild a damaged or missing database (refs from what can be read, the "
+            "reflog and the commit objects; the old file is kept), then check.",
+        ),
+    ] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Verify every object's hash and every reference. Exits 1 when something is wrong."""
-    repo = open_repo()
-    with phase_progress() as progress:
-        report = repo.fsck(full=not quick, progress=progress)
+    """Verify every object's hash, every reference and the database. Exits 1 when something
+    is wrong."""
+    repaired = None
+    if repair_db:
+        from coral.version_control.repair import repair
+
+        repaired = repair(repo_root())
+        if not json_output:
+            out().print(escape(str(repaired)))
+    report = _check(quick)
     if json_output:
-        emit_json(report.to_dict())
+        result = report.to_dict()
+        if repaired is not None:
+            result["repair"] = repaired.to_dict()
+        emit_json(result)
     else:
         console = out()
         checked = ", ".join(f"{kind} {n}" for kind, n in sorted(report.checked.items()))
@@ -88,11 +109,43 @@ def fsck(
         if report.ok:
             console.print(f"ok: checked {checked or 'nothing'}")
     if not report.ok:
+        refs_damaged = any(p.kind in _REPAIRABLE for p in report.problems)
         raise CoralError(
             f"fsck found {len(report.problems)} problem{'s' if len(report.problems) != 1 else ''}",
-            hint="copy damaged or missing objects back from a backup of .coral/objects, then "
+            hint=_REPAIR_HINT
+            if refs_damaged and not repair_db
+            else "copy damaged or missing objects back from a backup of .coral/objects, then "
             "run `coral fsck` again; `coral gc` removes unreferenced ones",
         )
+
+
+_REPAIRABLE = {"database", "ref", "reflog", "staging"}
+_REPAIR_HINT = (
+    "run `coral fsck --repair`: it rebuilds the database from what it can read, the reflog "
+    "and the commit objects (the old file is kept as coral.db.damaged-<time>)"
+)
+
+
+def _check(quick: bool) -> FsckReport:
+    """fsck of the repository; a database too damaged to open is one finding."""
+    try:
+        repo = open_repo()
+    except (DatabaseDamagedError, NotARepositoryError) as exc:
+        from coral.version_control.repair import find_coral_dir
+
+        if isinstance(exc, NotARepositoryError):
+            try:
+                coral_dir = find_coral_dir(repo_root())
+            except NotARepositoryError:
+                raise exc from None
+            reason = "the database is missing"
+        else:
+            coral_dir, reason = find_coral_dir(repo_root()), damage_reason(exc)
+        report = FsckReport()
+        report.add("database", DB_FILE, str(coral_dir / DB_FILE), reason)
+        return report
+    with phase_progress() as progress:
+        return repo.fsck(full=not quick, progress=progress)
 
 
 def _ratio(logical: float, stored: float) -> str:

@@ -53,7 +53,7 @@ _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s]*@")  # up to the
 _TEXT_PAIR = re.compile(
     r"(?<![A-Za-z0-9_\-])(AccountKey|SharedAccessSignature|sig|token|access_token|password|"
     r"api_key|apikey|secret|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)"
-    r"=([^;&\s'\"]+)",
+    r"=([^;&\s'\"]*[A-Za-z0-9][^;&\s'\"]*)",  # a value, not a placeholder such as "..."
     re.IGNORECASE,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -10,6 +11,15 @@ import numpy as np
 
 from coral.core.dtypes import canonical_array, dtype_name, numpy_dtype
 from coral.core.hashing import hash_tensor_bytes
+from coral.core.tensor_checks import (
+    InvalidMetadataError,
+    InvalidShapeError,
+    TensorTooLargeError,
+    UnsupportedTensorError,
+    check_fits_memory,
+    checked_shape,
+    element_count,
+)
 from coral.core.tensor_convert import torch_to_numpy
 
 
@@ -27,7 +37,7 @@ class WeightMetadata:
     hash: str | None = None
 
     def __post_init__(self) -> None:
-        self.shape = tuple(int(d) for d in self.shape)
+        self.shape = checked_shape(self.shape, f"tensor {self.name!r}")
         self.dtype = numpy_dtype(dtype_name(self.dtype))
 
     @property
@@ -105,7 +115,18 @@ class WeightTensor:
     def data(self) -> np.ndarray:
         if self._data is None:
             assert self._loader is not None
-            self._data = canonical_array(self._loader())
+            data = canonical_array(np.asarray(self._loader()))
+            if (
+                tuple(data.shape) != self.shape
+                or dtype_name(data.dtype) != self.metadata.dtype_name
+            ):
+                raise InvalidShapeError(
+                    f"tensor {self.name!r}: its data is {dtype_name(data.dtype)}"
+                    f"{list(data.shape)} but its metadata says "
+                    f"{self.metadata.dtype_name}{list(self.shape)}",
+                    hint="build a lazy WeightTensor with the metadata of what its loader returns",
+                )
+            self._data = data
             self._loader = None
         return self._data
 
@@ -137,7 +158,7 @@ class WeightTensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.metadata.shape, dtype=np.int64))
+        return element_count(self.metadata.shape)
 
     @property
     def nbytes(self) -> int:
@@ -165,10 +186,40 @@ class WeightTensor:
         return f"WeightTensor(name={self.name!r}, shape={self.shape}, dtype={dtype}{state})"
 
 
+MAX_METADATA_BYTES = 64 << 10
+"""Bound on one tensor's metadata (layer type, model name, extra) as JSON: it is in every tree."""
+
+
+def check_metadata(meta: WeightMetadata, what: str = "tensor") -> None:
+    """Refuse metadata a tree cannot hold: not JSON, not UTF-8 (a lone surrogate), too large."""
+    fields = [meta.layer_type, meta.model_name, meta.compression_info, meta.extra]
+    try:
+        size = len(json.dumps(fields, ensure_ascii=False, default=str).encode("utf-8"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = (
+            "text that is not valid Unicode (a lone surrogate)"
+            if isinstance(exc, UnicodeEncodeError)
+            else f"values that are not JSON ({exc})"
+        )
+        raise InvalidMetadataError(f"{what}: its metadata holds {reason}") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidMetadataError(
+            f"{what}: its metadata is {size} bytes as JSON (at most {MAX_METADATA_BYTES})"
+        )
+
+
 def as_weight_tensor(value: Any, name: str, *, copy: bool = True) -> WeightTensor:
     """Turn a WeightTensor, numpy array or torch tensor into a named WeightTensor
-    (`copy=False`: a CPU torch tensor's memory is shared, not copied)."""
+    (`copy=False`: a CPU torch tensor's memory is shared, not copied).
+
+    What cannot be a tensor is refused before anything is allocated: UnsupportedTensorError
+    (not an array; sparse, quantized or meta torch tensors), InvalidShapeError,
+    TensorTooLargeError (more than this machine's memory)."""
+    what = f"weight {name!r}"
     if isinstance(value, WeightTensor):
+        check_metadata(value.metadata, what)
+        if not value.is_loaded:
+            check_fits_memory(value.shape, value.dtype.itemsize, what)
         if value.name != name:
             meta = replace(value.metadata, name=name)
             return (
@@ -178,8 +229,16 @@ def as_weight_tensor(value: Any, name: str, *, copy: bool = True) -> WeightTenso
             )
         return value
     if isinstance(value, np.ndarray) or np.isscalar(value):
-        return WeightTensor(np.asarray(value), name=name)
+        arr = np.asarray(value)
+        if not arr.flags.c_contiguous:  # a copy is made: a 0-stride view may claim terabytes
+            check_fits_memory(arr.shape, arr.dtype.itemsize, what)
+        try:
+            return WeightTensor(arr, name=name)
+        except MemoryError as exc:
+            raise TensorTooLargeError(
+                f"{what}: not enough memory for {arr.dtype}{list(arr.shape)}"
+            ) from exc
     module = type(value).__module__
     if module.startswith("torch"):
-        return WeightTensor(torch_to_numpy(value, copy=copy), name=name)
-    raise TypeError(f"cannot store {type(value).__name__} as weight {name!r}")
+        return WeightTensor(torch_to_numpy(value, copy=copy, what=what), name=name)
+    raise UnsupportedTensorError(f"cannot store {type(value).__name__} as {what}")

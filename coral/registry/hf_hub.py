@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coral.core.redact import redact_text, redact_url
 from coral.registry.errors import HubPublishError, HubTokenError
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -68,11 +69,11 @@ def upload_folder(
         )
     except Exception as exc:
         raise hub_error(exc, endpoint, repo_id) from exc
-    return HubUpload(
-        url=str(repo_url),
+    return HubUpload(  # the client builds these from the endpoint: no user info in them
+        url=redact_url(str(repo_url)),
         commit_oid=str(info.oid),
-        commit_url=str(info.commit_url),
-        endpoint=endpoint,
+        commit_url=redact_url(str(info.commit_url)),
+        endpoint=redact_url(endpoint),
     )
 
 
@@ -96,7 +97,13 @@ def _is_network_error(exc: BaseException) -> bool:
 
 
 def hub_error(exc: BaseException, endpoint: str, repo_id: str) -> HubPublishError:
-    """A HubPublishError saying in one sentence (plus the Hub's own message) why a call failed."""
+    """A HubPublishError saying in one sentence (plus the Hub's own message) why a call failed;
+    secrets in the endpoint (or in any URL the client quotes) are redacted."""
+    error = _hub_error(exc, redact_url(endpoint), repo_id)
+    return type(error)(redact_text(error.message), error.hint)
+
+
+def _hub_error(exc: BaseException, endpoint: str, repo_id: str) -> HubPublishError:
     from huggingface_hub.errors import (
         HfHubHTTPError,
         HFValidationError,

@@ -2,7 +2,8 @@
 
 Table `publish_history` (component "registry", schema 1): registry, model_name, version, url,
 success (0/1), error, commit_hash (NULL when the ref did not resolve), metadata (JSON of
-`PublishResult.metadata`), published_at (epoch seconds). Newest = highest id.
+`PublishResult.metadata`), published_at (epoch seconds). Newest = highest id. Secrets in URLs
+(user info, tokens in query strings) are redacted before a row is written.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class PublishHistory:
         return self.db
 
     def record(self, result: PublishResult) -> None:
-        """Append one result."""
+        """Append one result (secrets in its URLs and messages redacted first)."""
+        result = result.redacted()
         with self._ensure().transaction() as tx:
             tx.execute(
                 "INSERT INTO publish_history (registry, model_name, version, url, success, error,"
@@ -74,7 +76,8 @@ class PublishHistory:
         limit: int | None = None,
         model_name: str | None = None,
     ) -> list[PublishResult]:
-        """Matching results, newest first."""
+        """Matching results, newest first (redacted: rows written before redaction existed
+        may hold a URL with a password)."""
         where: list[str] = []
         params: list[object] = []
         if registry is not None:
@@ -103,6 +106,6 @@ class PublishHistory:
                 error=error,
                 metadata=json.loads(metadata),
                 published_at=datetime.fromtimestamp(published_at).astimezone(),
-            )
+            ).redacted()
             for registry_value, name, version, url, success, error, metadata, published_at in rows
         ]

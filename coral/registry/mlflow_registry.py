@@ -7,18 +7,21 @@ version whose source is those artifacts.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import math
+import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from coral.core.redact import redact_text, redact_url, split_credentials
 from coral.registry.errors import MlflowPublishError
 
 ARTIFACT_PATH = "model"
@@ -38,21 +41,46 @@ class MlflowVersion:
 
 def check_reachable(tracking_uri: str) -> None:
     """Fail fast (instead of MLflow's minutes of retries) when an HTTP tracking server does not
-    answer at all. Any HTTP status counts as reachable."""
+    answer at all. Any HTTP status counts as reachable. A `user:password@` in the URI is sent
+    as HTTP basic auth, as MLflow sends MLFLOW_TRACKING_USERNAME / _PASSWORD."""
     if urlsplit(tracking_uri).scheme not in ("http", "https"):
         return
+    uri, user, password = split_credentials(tracking_uri)
+    request = urllib.request.Request(f"{uri.rstrip('/')}/health")
+    if user is not None or password is not None:
+        token = base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(
-            f"{tracking_uri.rstrip('/')}/health", timeout=PREFLIGHT_TIMEOUT_S
-        ):
+        with urllib.request.urlopen(request, timeout=PREFLIGHT_TIMEOUT_S):
             return
     except urllib.error.HTTPError:
         return  # it answered; the API calls will say more
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise MlflowPublishError(
-            f"cannot reach the MLflow tracking server at {tracking_uri}: {reason}"
+            redact_text(f"cannot reach the MLflow tracking server at {uri}: {reason}")
         ) from exc
+
+
+@contextlib.contextmanager
+def _credentials(user: str | None, password: str | None) -> Iterator[None]:
+    """MLflow's own credential variables set to the URI's user info for the duration (MLflow
+    reads them at every request); the URI itself then carries no secret into any message."""
+    if user is None and password is None:
+        yield
+        return
+    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    saved = {n: os.environ.get(n) for n in names}
+    os.environ[names[0]] = user or ""
+    os.environ[names[1]] = password or ""
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -99,18 +127,52 @@ def publish_folder(
     try:
         import mlflow
         from mlflow import MlflowClient
-        from mlflow.entities import Metric, Param
-        from mlflow.exceptions import MlflowException
     except ImportError as exc:
         raise MlflowPublishError(
             "mlflow is not installed: pip install 'coral-vcs[registry]'"
         ) from exc
 
-    uri = tracking_uri or mlflow.get_tracking_uri()
-    check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
+    given = tracking_uri or mlflow.get_tracking_uri()
+    check_reachable(given)
+    address, user, password = split_credentials(given)
+    with _credentials(user, password):
+        return _publish(
+            lambda: MlflowClient(tracking_uri=address),
+            redact_url(address),  # a token in a query string stays out of messages too
+            folder,
+            model_name,
+            experiment_name=experiment_name,
+            run_name=run_name,
+            params=params,
+            metrics=metrics,
+            run_tags=run_tags,
+            version_tags=version_tags,
+            description=description,
+        )
+
+
+def _publish(
+    make_client: Callable[[], Any],
+    uri: str,
+    folder: Path,
+    model_name: str,
+    *,
+    experiment_name: str | None,
+    run_name: str,
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    run_tags: Mapping[str, str],
+    version_tags: Mapping[str, str],
+    description: str | None,
+) -> MlflowVersion:
+    """The publish itself, with `uri` (redacted) in every message and result."""
+    from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
+
     run_id: str | None = None
+    client: Any = None
     try:
+        client = make_client()
         name = experiment_name or "Default"
         experiment = client.get_experiment_by_name(name)
         experiment_id = experiment.experiment_id if experiment else client.create_experiment(name)
@@ -143,7 +205,7 @@ def publish_folder(
         if run_id is not None:
             with contextlib.suppress(Exception):  # the original error is the one to report
                 _terminate(client, run_id, "FAILED")
-        raise MlflowPublishError(_describe(exc, uri), run_id) from exc
+        raise MlflowPublishError(redact_text(_describe(exc, uri)), run_id) from exc
     return MlflowVersion(
         version=str(version.version),
         run_id=run_id,

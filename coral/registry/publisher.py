@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from coral.core.redact import redact_text
 from coral.errors import CoralError
 from coral.registry.errors import ExportFormatError, ExportTargetError, MlflowPublishError
 from coral.registry.history import PublishHistory
@@ -348,7 +349,7 @@ class ModelPublisher:
     # -- shared ----------------------------------------------------------------------------------
     def _progress(self, message: str) -> None:
         if self.on_progress is not None:
-            self.on_progress(message)
+            self.on_progress(redact_text(message))
 
     def _publish(
         self,
@@ -371,6 +372,7 @@ class ModelPublisher:
             result = PublishResult(
                 False, registry, model_name, error=_error_text(exc), metadata=meta
             )
+        result = result.redacted()  # nothing with a password in it is returned or stored
         try:
             self.history.record(result)
         except Exception as exc:  # the publish itself happened; do not lose its result
@@ -429,9 +431,9 @@ def _run_note(snap: CommitSnapshot, description: str | None) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
-    """A user-facing line for any failure (CoralErrors keep their hint)."""
+    """A user-facing line for any failure (CoralErrors keep their hint), secrets redacted."""
     if isinstance(exc, CoralError):
-        return str(exc)
+        return redact_text(str(exc))
     if isinstance(exc, ImportError):
         return f"{exc}: install the missing package (pip install 'coral-vcs[registry]' / '[torch]')"
-    return f"{type(exc).__name__}: {exc}"
+    return redact_text(f"{type(exc).__name__}: {exc}")

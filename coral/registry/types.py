@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from coral.core.redact import redact_text, redact_url, redact_value
 
 
 class RegistryType(StrEnum):
@@ -30,6 +32,18 @@ class PublishResult:
     error: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     published_at: datetime = field(default_factory=lambda: datetime.now().astimezone())
+
+    def redacted(self) -> PublishResult:
+        """This result with every secret in a URL (user info, tokens in query strings) masked:
+        what is printed, returned and stored."""
+        return replace(
+            self,
+            model_name=redact_text(self.model_name),
+            version=redact_text(self.version) if self.version else self.version,
+            url=redact_url(self.url) if self.url else self.url,
+            error=redact_text(self.error) if self.error else self.error,
+            metadata=redact_value(self.metadata),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (what `coral publish ... --json` prints)."""

@@ -28,7 +28,7 @@ import blake3
 import numpy as np
 import xxhash
 
-from coral.core.dtypes import supported_dtype_names
+from coral.core.dtypes import numpy_dtype, supported_dtype_names
 from coral.delta import transforms
 from coral.delta.plane_codec import (
     PlaneCodecConfig,
@@ -47,6 +47,7 @@ _HEAD = struct.Struct("<4sBBBBQB")
 _SUM = 16
 _REFS_NEEDED = {0: 0, 1: 1, 2: 1, 3: 2, 4: 1}
 _DTYPES = supported_dtype_names()  # append-only: a dtype's code is its index here
+_ITEMSIZES = tuple(numpy_dtype(name).itemsize for name in _DTYPES)
 
 
 class ChunkEncoding(IntEnum):
@@ -103,10 +104,16 @@ def parse_header(buf: bytes | memoryview) -> ChunkHeader:
     if len(buf) < end:
         raise ValueError("truncated chunk references")
     refs = tuple(bytes(buf[start + 32 * i : start + 32 * (i + 1)]).hex() for i in range(nrefs))
-    if itemsize == 0 or raw_len % itemsize or raw_len > MAX_RAW_LEN:
-        raise ValueError("chunk length is not a whole number of elements")
     if dcode >= len(_DTYPES):
         raise ValueError("unknown dtype code")
+    if itemsize != _ITEMSIZES[dcode]:
+        raise ValueError(f"element size {itemsize} does not fit dtype {_DTYPES[dcode]}")
+    if raw_len > MAX_RAW_LEN:
+        raise ValueError(
+            f"chunk header claims {raw_len} bytes, more than any chunk holds ({MAX_RAW_LEN})"
+        )
+    if raw_len % itemsize:
+        raise ValueError("chunk length is not a whole number of elements")
     checksum = bytes(buf[end - _SUM : end]) if version == 2 else b""
     return ChunkHeader(
         ChunkEncoding(enc), _DTYPES[dcode], itemsize, depth, raw_len, refs, end, version, checksum
@@ -237,6 +244,17 @@ def check_length(head: ChunkHeader, expected: int | None) -> None:
         raise ValueError(f"chunk claims {head.raw_len} bytes where {expected} are expected")
 
 
+def plane_buffer(view: memoryview, head: ChunkHeader) -> memoryview:
+    """The record's plane buffer, its plane count checked against the element size first (a
+    damaged count would otherwise size what is allocated)."""
+    body = view[head.header_len :]
+    if head.encoding is not ChunkEncoding.XOR_CONTEXT and (
+        not len(body) or body[0] != head.itemsize
+    ):
+        raise ValueError("plane count does not match the element size")
+    return body
+
+
 def chunk_planes(
     buf: bytes | memoryview, *, check: bool = True, expected_len: int | None = None
 ) -> tuple[ChunkHeader, list[np.ndarray | None]]:
@@ -248,7 +266,7 @@ def chunk_planes(
         verify_checksum(view, head)
     if head.encoding is ChunkEncoding.XOR_CONTEXT:
         return head, []  # segment layout: only decode_chunk reads it
-    return head, decode_planes_sparse(view[head.header_len :], head.raw_len // head.itemsize)
+    return head, decode_planes_sparse(plane_buffer(view, head), head.raw_len // head.itemsize)
 
 
 def decode_chunk(
@@ -258,7 +276,8 @@ def decode_chunk(
     out: np.ndarray | None = None,
     expected_len: int | None = None,
 ) -> np.ndarray:
-    """Decode a chunk to its raw bytes; `load_ref(id)` returns a reference chunk's raw bytes.
+    """Decode a chunk to its raw bytes; `load_ref(id)` returns a reference chunk's verified raw
+    bytes, and is called before any of this chunk's planes are decoded.
 
     `expected_len` (or `out`'s size) is checked against the header before decoding."""
     view = memoryview(buf)
@@ -267,14 +286,14 @@ def decode_chunk(
     verify_checksum(view, head)
     enc = head.encoding
     if enc is ChunkEncoding.XOR_CONTEXT:
+        parts = _unpack_planes(view[head.header_len :])
+        if len(parts) != head.itemsize:
+            raise ValueError("plane count does not match the element size")
         ref = load_ref(head.refs[0])
         if ref.size != head.raw_len:
             raise ValueError("reference chunk has a different length")
         order, bounds = context_groups(ref, head.itemsize)
         sizes = [b - a for a, b in bounds]
-        parts = _unpack_planes(view[head.header_len :])
-        if len(parts) != head.itemsize:
-            raise ValueError("plane count does not match the element size")
         planes = []
         for part in parts:
             restored = np.empty(head.raw_len // head.itemsize, dtype=np.uint8)
@@ -286,22 +305,21 @@ def decode_chunk(
             result = out
         verify_raw(result, head)
         return result
-    planes = decode_planes(view[head.header_len :], head.raw_len // head.itemsize)
+    refs = [load_ref(r) for r in head.refs]  # each verified before anything depends on it
+    if any(ref.size != head.raw_len for ref in refs):
+        raise ValueError("reference chunk has a different length")
+    planes = decode_planes(plane_buffer(view, head), head.raw_len // head.itemsize)
     if enc is ChunkEncoding.FULL:
         result = join_planes(planes, out)
         verify_raw(result, head)
         return result
-    ref = load_ref(head.refs[0])
-    if ref.size != head.raw_len:
-        raise ValueError("reference chunk has a different length")
     body = join_planes(planes)
     if enc is ChunkEncoding.XOR:
-        result = transforms.xor(body, ref)
+        result = transforms.xor(body, refs[0])
     elif enc is ChunkEncoding.INT_DIFF:
-        result = transforms.int_undiff(body, ref, head.itemsize)
+        result = transforms.int_undiff(body, refs[0], head.itemsize)
     else:
-        pred = transforms.prediction(ref, load_ref(head.refs[1]), head.dtype)
-        result = transforms.xor(body, pred)
+        result = transforms.xor(body, transforms.prediction(refs[0], refs[1], head.dtype))
     if out is not None:
         out[:] = result
         result = out

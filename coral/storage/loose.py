@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from coral.core.hashing import is_hash
+from coral.errors import CorruptObjectError
+from coral.storage.chunk_format import MAX_RAW_LEN
 
 LOOSE_KINDS = ("chunk", "tensor", "tree", "commit", "tag")
+MAX_LOOSE_BYTES = MAX_RAW_LEN + (1 << 20)  # the largest chunk file, header and plane table
 
 
 class LooseObjects:
@@ -27,12 +30,24 @@ class LooseObjects:
         return self.root / kind / object_id[:2] / object_id[2:]
 
     def read(self, kind: str, object_id: str) -> bytes | None:
+        """The file's bytes, None when there is none; CorruptObjectError (naming the file) when
+        it cannot be read or is larger than any object (checked before it is read)."""
         if not self.present or not is_hash(object_id):
             return None
+        path = self.path(kind, object_id)
         try:
-            return self.path(kind, object_id).read_bytes()
+            size = path.stat().st_size
+            if size > MAX_LOOSE_BYTES:
+                raise CorruptObjectError(
+                    object_id, str(path), f"the file is {size} bytes, larger than any object"
+                )
+            return path.read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:  # a folder, a symlink loop, no permission
+            raise CorruptObjectError(
+                object_id, str(path), f"cannot read the file: {exc.strerror or exc}"
+            ) from None
 
     def has(self, kind: str, object_id: str) -> bool:
         return self.present and is_hash(object_id) and self.path(kind, object_id).is_file()

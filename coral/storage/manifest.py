@@ -1,4 +1,9 @@
-"""Tensor manifests: dtype, shape and the ordered chunk ids of a stored tensor."""
+"""Tensor manifests: dtype, shape and the ordered chunk ids of a stored tensor.
+
+A decoded manifest is checked before anything is sized from it: at most 64 dimensions, none
+negative, a chunk size between one byte and the largest chunk a record holds, and exactly the
+chunk ids its size needs.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ from dataclasses import dataclass
 
 from coral.core.dtypes import numpy_dtype
 from coral.core.hashing import is_hash
+from coral.storage.chunk_format import MAX_RAW_LEN
 
 MANIFEST_VERSION = 1
+MAX_NDIM = 64  # numpy's own limit
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,16 @@ class TensorManifest:
             raise ValueError(f"malformed manifest: {exc}") from exc
         except Exception as exc:
             raise ValueError(f"malformed manifest: {exc}") from exc
+        if len(m.shape) > MAX_NDIM or any(d < 0 for d in m.shape):
+            raise ValueError(f"manifest shape {list(m.shape)[:MAX_NDIM]} is not a tensor shape")
+        if not 0 < m.chunk_bytes <= MAX_RAW_LEN:
+            raise ValueError(f"manifest chunk size {m.chunk_bytes} is out of range")
         expected = -(-m.nbytes // m.chunk_bytes) if m.nbytes else 0
-        if m.chunk_bytes <= 0 or len(m.chunks) != expected or not all(map(is_hash, m.chunks)):
-            raise ValueError("manifest chunk list does not match the tensor size")
-        if any(d < 0 for d in m.shape):
-            raise ValueError("negative dimension in manifest")
+        if len(m.chunks) != expected:
+            raise ValueError(
+                f"manifest lists {len(m.chunks)} chunks where its size ({m.nbytes} bytes) needs "
+                f"{expected}"
+            )
+        if not all(isinstance(c, str) and is_hash(c) for c in m.chunks):
+            raise ValueError("manifest lists a chunk id that is not an object name")
         return m

@@ -16,11 +16,12 @@ docs/FORMAT.md, "Packs".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -46,6 +47,7 @@ _COUNTS = struct.Struct("<QII")  # sequence, entry count, hint count
 _TAIL = struct.Struct("<QII16s4sB")  # the counts, checksum, magic, version
 TAIL_SIZE = _TAIL.size
 MAX_ENTRIES = 1 << 24  # a sane bound on any count read from a pack
+INDEX_PIECE = 8 << 20  # an index block larger than this is checksummed piece by piece first
 
 
 class PackFormatError(ValueError):
@@ -143,6 +145,22 @@ def index_length(tail: bytes, file_size: int) -> int:
     return length
 
 
+def check_index_block(
+    read: Callable[[int, int], bytes], file_size: int, tail: bytes, length: int
+) -> None:
+    """Verify an index block's checksum reading it `INDEX_PIECE` bytes at a time (`read(offset,
+    size)`), so that a damaged count costs no allocation of the size it claims."""
+    _, _, _, checksum, _, _ = _TAIL.unpack_from(tail, len(tail) - TAIL_SIZE)
+    hasher = xxhash.xxh3_128()
+    start, end = file_size - length, file_size - TAIL_SIZE
+    for pos in range(start, end, INDEX_PIECE):
+        hasher.update(read(pos, min(INDEX_PIECE, end - pos)))
+    counts = len(tail) - TAIL_SIZE
+    hasher.update(tail[counts : counts + _COUNTS.size])
+    if hasher.digest() != checksum:
+        raise PackFormatError("pack index checksum mismatch", start)
+
+
 def parse_trailer(pack_id: str, block: bytes, file_size: int) -> PackContents:
     """Parse a pack's index block (its last `index_length` bytes); PackFormatError if damaged.
 
@@ -198,7 +216,10 @@ class PackWriter:
             tmp_dir = backend.path("tmp")
             tmp_dir.mkdir(parents=True, exist_ok=True)
             self._tmp = tmp_dir / f"{self.pack_id[:16]}.{uuid.uuid4().hex}.tmp"
-            self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed by finish/abort
+            try:
+                self._fh = open(self._tmp, "wb")  # noqa: SIM115 - closed by finish/abort
+            except OSError as exc:
+                raise os_error(exc, self._tmp) from None
 
     def __contains__(self, object_id: str) -> bool:
         return object_id in self._ids
@@ -221,8 +242,11 @@ class PackWriter:
         entry = PackEntry(
             kind, object_id, self.size, len(data), record_checksum(data), encoding, refs
         )
-        if self._fh is not None:
-            self._fh.write(data)
+        if self._fh is not None and self._tmp is not None:
+            try:
+                self._fh.write(data)
+            except OSError as exc:  # a full disk: the caller aborts, which removes the file
+                raise os_error(exc, self._tmp) from None
         else:
             self._buffer += data
         self.size += len(data)
@@ -262,7 +286,8 @@ class PackWriter:
     def abort(self) -> None:
         """Throw the unfinished pack away."""
         if self._fh is not None and not self._fh.closed:
-            self._fh.close()
+            with contextlib.suppress(OSError):  # the flush of close() fails on a full disk
+                self._fh.close()
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
         self._buffer = bytearray()

@@ -19,12 +19,14 @@ from typing import NamedTuple
 from coral.errors import CorruptObjectError
 from coral.storage.backend import Backend, KeyNotFoundError
 from coral.storage.pack import (
+    INDEX_PIECE,
     PACK_DIR,
     PACK_SUFFIX,
     TAIL_SIZE,
     PackContents,
     PackEntry,
     PackFormatError,
+    check_index_block,
     index_length,
     pack_key,
     parse_trailer,
@@ -95,26 +97,37 @@ class PackIndex:
             stamp = self._folder_stamp()
             if not force and self._unchanged(stamp):
                 return
-            listed_at = time.time()
-            present = {}
-            for info in self.backend.list(PACK_DIR + "/"):
-                name = info.key.rsplit("/", 1)[-1]
-                if name.endswith(PACK_SUFFIX):
-                    present[name[: -len(PACK_SUFFIX)]] = info.size
-            for pack_id in [p for p in self._packs if p not in present]:
-                self._drop(pack_id)
-            for pack_id, size in present.items():
-                if pack_id in self._packs:
-                    continue
-                try:
-                    self._add(self.read_pack(pack_id, size))
-                except KeyNotFoundError:
-                    continue  # deleted meanwhile (a repack elsewhere)
-                except CorruptObjectError as exc:
-                    self.damaged[pack_id] = exc  # its objects are missing; fsck reports it
-                else:
-                    self.damaged.pop(pack_id, None)
+            for _ in range(8):
+                listed_at = time.time()
+                if not self._list_once():
+                    break
+                stamp = self._folder_stamp()  # a repack ran meanwhile: list what it wrote
             self._listed = (stamp, listed_at)
+
+    def _list_once(self) -> bool:
+        """Add listed packs not known yet, drop known ones not listed; whether a listed pack
+        was deleted before it could be read (a repack elsewhere, whose new pack the listing
+        may have missed)."""
+        present = {}
+        for info in self.backend.list(PACK_DIR + "/"):
+            name = info.key.rsplit("/", 1)[-1]
+            if name.endswith(PACK_SUFFIX):
+                present[name[: -len(PACK_SUFFIX)]] = info.size
+        for pack_id in [p for p in self._packs if p not in present]:
+            self._drop(pack_id)
+        vanished = False
+        for pack_id, size in present.items():
+            if pack_id in self._packs:
+                continue
+            try:
+                self._add(self.read_pack(pack_id, size))
+            except KeyNotFoundError:
+                vanished = True
+            except CorruptObjectError as exc:
+                self.damaged[pack_id] = exc  # its objects are missing; fsck reports it
+            else:
+                self.damaged.pop(pack_id, None)
+        return vanished
 
     def _folder_stamp(self) -> float | None:
         if not self.backend.capabilities.local_path:
@@ -133,13 +146,16 @@ class PackIndex:
         return stamp == last_stamp and listed_at > stamp + _TICK
 
     def read_pack(self, pack_id: str, size: int | None = None) -> PackInfo:
-        """Parse one pack's trailer (CorruptObjectError naming the pack when it is damaged)."""
+        """Parse one pack's trailer (CorruptObjectError naming the pack when it is damaged);
+        its counts are checked against the file before the index block is read."""
         key = pack_key(pack_id)
         try:
             if size is None:
                 size = self.backend.stat(key).size
             tail = self.backend.get(key, max(0, size - TAIL_SIZE), TAIL_SIZE)
             length = index_length(tail, size)
+            if length > INDEX_PIECE:  # checked before a block of the claimed size is read
+                check_index_block(lambda at, n: self.backend.get(key, at, n), size, tail, length)
             block = self.backend.get(key, size - length, length)
             contents = parse_trailer(pack_id, block, size)
         except PackFormatError as exc:

@@ -140,17 +140,18 @@ class PackStore(WeightStore):
         return loc
 
     def _read_at(self, loc: Location) -> bytes:
-        """A record's bytes from its pack (re-reading the index once if the pack went away)."""
-        try:
-            return self._pread(loc)
-        except (FileNotFoundError, KeyNotFoundError):
-            self.index.refresh(force=True)
-            fresh = self.index.get(loc.entry.object_id)
-            if fresh is None:
-                raise ObjectNotFoundError(
-                    f"{loc.kind} {loc.entry.object_id} is not in the store ({self.root})"
-                ) from None
-            return self._pread(fresh)
+        """A record's bytes from its pack (re-reading the index while repacks move it away)."""
+        for _ in range(8):  # other processes' repacks may move it more than once meanwhile
+            try:
+                return self._pread(loc)
+            except (FileNotFoundError, KeyNotFoundError):
+                self.index.refresh(force=True)
+                if (fresh := self.index.get(loc.entry.object_id)) is None:
+                    raise ObjectNotFoundError(
+                        f"{loc.kind} {loc.entry.object_id} is not in the store ({self.root})"
+                    ) from None
+                loc = fresh
+        return self._pread(loc)
 
     def _pread(self, loc: Location) -> bytes:
         if not self.backend.capabilities.local_path:

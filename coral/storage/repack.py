@@ -28,7 +28,7 @@ from coral.storage.base import CHUNK, TENSOR, GCReport
 from coral.storage.chunk_encoder import Reference, encode_reverse
 from coral.storage.chunk_format import ChunkEncoding, parse_header
 from coral.storage.loose import LOOSE_KINDS
-from coral.storage.pack import NOT_A_CHUNK, PackWriter, pack_key
+from coral.storage.pack import NOT_A_CHUNK, PackWriter, pack_key, record_checksum
 from coral.storage.pack_index import PackInfo
 
 if TYPE_CHECKING:
@@ -202,24 +202,37 @@ def _compact(
     report: GCReport | None = None,
 ) -> int:
     """Copy the current (and, for gc, live) records of `packs` into a new pack, then delete
-    them. `keep(kind, id) -> bool` filters what gc keeps."""
+    them. `keep(kind, id) -> bool` filters what gc keeps. A record that fails its checksum is
+    never copied (the newer pack would shadow a good copy restored from a backup): its pack is
+    kept as it is."""
     if not packs:
         return 0
     writer = PackWriter(store.backend, fsync=store.config.fsync)
     index = store.index
+    damaged: set[str] = set()
     try:
         for info in packs:
+            removed: dict[str, int] = {}
+            freed = 0
             for entry in info.entries:
                 loc = index.get(entry.object_id)
                 if loc is None or loc.pack_id != info.pack_id or entry.object_id in writer:
                     continue
                 if keep is not None and not keep(entry.kind, entry.object_id):  # type: ignore[operator]
-                    if report is not None:
-                        report.removed[entry.kind] = report.removed.get(entry.kind, 0) + 1
-                        report.freed_bytes += entry.length
+                    removed[entry.kind] = removed.get(entry.kind, 0) + 1
+                    freed += entry.length
                     continue
                 data = store._read_at(loc)
+                if record_checksum(data) != loc.entry.checksum:
+                    damaged.add(info.pack_id)
+                    continue
                 writer.add(entry.kind, entry.object_id, data, entry.encoding, entry.refs)
+            if info.pack_id in damaged:
+                continue  # kept with its hints and garbage
+            if report is not None:
+                for kind, n in removed.items():
+                    report.removed[kind] = report.removed.get(kind, 0) + n
+                report.freed_bytes += freed
             for older, newer in info.hints:
                 lo = index.get(older)
                 if lo is None or lo.encoding != _FULL or newer not in index:
@@ -235,8 +248,9 @@ def _compact(
         writer.abort()
         raise
     for info in packs:
-        _delete_pack(store, info.pack_id)
-    return len(packs)
+        if info.pack_id not in damaged:
+            _delete_pack(store, info.pack_id)
+    return len(packs) - len(damaged)
 
 
 def _delete_pack(store: StoreInternals, pack_id: str) -> None:

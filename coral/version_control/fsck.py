@@ -1,9 +1,13 @@
 """Repository check: every object re-hashed, every reference resolvable.
 
 Problems are (kind, id, path, reason): `kind` is an object kind ("tensor", "chunk", "commit",
-"tree", "tag") or "ref" / "reflog" / "staging"; `id` the object id or ref name; `path` the
-object's file for damaged objects, or where in the history a missing object is referenced
-(`refs/heads/main`, `<commit>:<tensor name>`, ...).
+"tree", "tag") or "ref" / "reflog" / "staging" / "database"; `id` the object id or ref name;
+`path` the object's file for damaged objects, or where in the history a missing object is
+referenced (`refs/heads/main`, `<commit>:<tensor name>`, ...).
+
+The database is checked too: SQLite's `integrity_check` (`quick_check` with `full=False`), every
+branch, tag and HEAD naming an existing commit, HEAD's branch not lost, staged rows naming
+existing objects. `coral fsck --repair` (`repair.py`) rebuilds a damaged database.
 
 A pruned commit whose tree or tensors gc deleted is expected, not damage: it is listed in
 `FsckReport.info`, not in `problems`.
@@ -14,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from coral.errors import CoralError, CorruptObjectError, ObjectNotFoundError
+from coral.errors import CoralError, CorruptObjectError, DatabaseDamagedError, ObjectNotFoundError
 from coral.storage.base import CHUNK, TENSOR
 from coral.version_control import pruning
+from coral.version_control.db_errors import damage_reason
 from coral.version_control.objects import COMMIT, FILE, TAG, TREE, Commit, Tag, Tree
 from coral.version_control.progress import Phase, Progress
 from coral.version_control.repo_protocol import CheckedRepository
@@ -82,10 +87,17 @@ def check_repository(
     `progress(phase, done, total)` is told how far it got."""
     report = FsckReport()
     checker = _Checker(repo, report, progress)
+    checker.check_database(full)
     if full:
         checker.verify_all_objects()
-    checker.check_refs()
-    checker.walk_history()
+    try:
+        checker.check_refs()
+        checker.check_staged_files()
+        checker.walk_history()
+    except DatabaseDamagedError as exc:  # found while reading refs: reported, not raised
+        checker.database_problem(damage_reason(exc))
+    except ValueError as exc:  # a row whose text is damaged (JSON metadata, ...)
+        checker.database_problem(f"a row cannot be decoded: {exc}")
     checker.sort_broken_chains()
     return report
 
@@ -108,6 +120,37 @@ class _Checker:
             return self.store.where(kind, object_id)
         except CoralError:
             return None
+
+    # -- the database ---------------------------------------------------------------------------
+    def database_problem(self, reason: str) -> None:
+        db = self.repo.database
+        self.report.add("database", db.path.name, str(db.path), reason)
+
+    def check_database(self, full: bool) -> None:
+        """SQLite's own check of the file, and HEAD's branch not lost."""
+        db = self.repo.database
+        self.report.checked["database"] = 1
+        try:
+            rows = db.query(f"PRAGMA {'integrity_check' if full else 'quick_check'}(20)")
+            findings = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+            head = self.repo.refs.head()
+            if head.branch is not None and head.commit is None:
+                last = self.repo.refs.reflog(head.branch, limit=1)
+                if last and last[0].new:
+                    findings.append(
+                        f"HEAD names branch {head.branch!r}, which is gone (the reflog last "
+                        f"saw it at {last[0].new[:10]})"
+                    )
+        except DatabaseDamagedError as exc:
+            findings = [damage_reason(exc)]
+        for finding in findings:
+            self.database_problem(finding)
+
+    def check_staged_files(self) -> None:
+        """Every staged model file (shared area and sessions) names a stored blob."""
+        for blob_id in sorted(self.repo.staging.roots()[1]):
+            if not self.store.has_blob(FILE, blob_id):
+                self.report.add("staging", blob_id, "staged model file", "blob is missing")
 
     # -- every object ---------------------------------------------------------------------------
     def verify_all_objects(self) -> None:
@@ -214,7 +257,8 @@ class _Checker:
             for cid in (old, new):
                 if cid and not self.store.has_blob(COMMIT, cid):
                     self.report.add("reflog", cid, "reflog", "names a commit that is missing")
-        for name, change in repo.staging.changes().items():
+        for change in repo.staging.all_changes():  # the shared area's and every session's
+            name = change.name
             if change.entry is not None and not self.store.exists(change.entry.tensor_id):
                 self.report.add(
                     "staging", change.entry.tensor_id, f"staged:{name}", "staged tensor is missing"

@@ -9,7 +9,9 @@ names the commit itself — being reachable through a descendant or through the 
 enough — so gc deletes the tree and every tensor nothing live shares with it; reading the commit
 afterwards raises PrunedCommitError. The walk and the deletion run under the repository lock
 held exclusively, so no writer can store an object and reference it while gc decides it is
-garbage. `dry_run` deletes nothing and reports what would go and the bytes it takes now.
+garbage. Before it deletes anything, gc refuses while a live object is damaged or missing
+(`coral.storage.damage_scan`), unless forced. `dry_run` deletes nothing and reports what
+would go and the bytes it takes now.
 Progress goes to an optional `progress(phase, done, total)` callback (`progress.py`).
 """
 
@@ -21,7 +23,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from coral.errors import CorruptObjectError, ObjectNotFoundError
+from coral.storage.backend import LocalBackend
 from coral.storage.base import CHUNK, TENSOR
+from coral.storage.damage_scan import Damage, find_damage
+from coral.storage.repack import maintenance_lock
 from coral.version_control import pruning
 from coral.version_control.objects import COMMIT, FILE, TAG, TREE
 from coral.version_control.progress import Phase, Progress
@@ -113,8 +118,9 @@ def live_objects(repo: CollectableRepository, progress: Progress | None = None) 
             continue
         live.tensors |= tree.tensor_ids()
         live.files |= {f.blob_id for f in tree.files.values()}
-    live.tensors |= repo.staging.tensor_ids()
-    live.files |= {f.blob_id for f in repo.staging.file_changes().values() if f is not None}
+    staged_tensors, staged_files = repo.staging.roots()  # every session's and the shared area's
+    live.tensors |= staged_tensors
+    live.files |= staged_files
     phase.finish()
     return live
 
@@ -129,28 +135,18 @@ def collect_garbage(
 ) -> GCResult:
     """Remove unreachable objects (none when dry_run; then report what would go and its bytes).
 
-    Refuses (CorruptObjectError) when a reachable commit or tree cannot be read — what it
-    references would look unreachable — unless force=True.
+    Refuses (CorruptObjectError, nothing deleted) while a live object is damaged or missing —
+    what it references would look unreachable, and a damaged record copied into a new pack
+    would shadow a good copy restored from a backup — unless force=True.
     """
     store = repo.store
     with repo.lock.exclusive():
         if dry_run:
             store.wait_for_maintenance()  # measure settled packs, as gc itself would see them
         live = live_objects(repo, progress)
-        if live.missing and not force and not dry_run:
-            kind, oid = live.missing[0].split()
-            error = CorruptObjectError(
-                oid[:10],  # printed at 10 characters, like every hash
-                None,
-                f"gc stopped: {len(live.missing)} reachable object(s) are missing or "
-                f"corrupt (first: {kind} {oid[:10]}), so what they reference cannot be traced",
-                hint="run `coral fsck` to list them and copy them back from a backup of "
-                ".coral/objects; Repository.gc(force=True) collects anyway, deleting what only "
-                "they referenced",
-            )
-            error.object_id = oid
-            raise error
         live_blobs = {COMMIT: live.commits, TREE: live.trees, TAG: live.tags, FILE: live.files}
+        if not force and not dry_run:
+            _refuse_if_damaged(repo, live, live_blobs, progress)
         result = GCResult(
             dry_run=dry_run,
             kept={
@@ -166,6 +162,7 @@ def collect_garbage(
         dead = [t for t in store.list() if t not in live.tensors]
         collecting = Phase(progress, "deleting unreachable objects")
         report = store.gc(live.tensors, live_blobs, grace_seconds=grace_seconds)
+        _remove_failed_writes(store)  # no writer holds the lock: each temporary is a leftover
         collecting.advance(sum(report.removed.values()))
         collecting.finish()
         _forget_fingerprints(repo, [t for t in dead if not store.exists(t)])
@@ -176,6 +173,45 @@ def collect_garbage(
     result.live_commits = live.commits
     result.live_trees = live.trees
     return result
+
+
+_LISTED = 10  # damaged objects named in gc's refusal (fsck lists them all)
+
+
+def _refuse_if_damaged(
+    repo: CollectableRepository,
+    live: LiveSet,
+    live_blobs: dict[str, set[str]],
+    progress: Progress | None = None,
+) -> None:
+    """CorruptObjectError listing the damaged or missing objects among those gc traces or
+    copies (`coral.storage.damage_scan`); raised before anything is deleted."""
+    damage = [Damage(kind, oid, None, f"{kind} cannot be read") for kind, oid in _missing(live)]
+    phase = Phase(progress, "checking live objects")
+    damage += find_damage(repo.store, live.tensors, live_blobs, phase.advance)
+    phase.finish()
+    if not damage:
+        return
+    listed = "".join(f"\n  {d}" for d in damage[:_LISTED])
+    if len(damage) > _LISTED:
+        listed += f"\n  ... and {len(damage) - _LISTED} more"
+    first = damage[0]
+    error = CorruptObjectError(
+        first.object_id[:10],  # printed at 10 characters, like every hash
+        None,
+        f"gc stopped, nothing deleted: {len(damage)} live object(s) are damaged or missing, "
+        f"so what they reference cannot be told from garbage:{listed}",
+        hint="run `coral fsck` for the full report and restore the damaged files from a backup "
+        "of .coral/objects, then run gc again; Repository.gc(force=True) collects anyway, "
+        "deleting what only they referenced",
+    )
+    error.object_id = first.object_id
+    raise error
+
+
+def _missing(live: LiveSet) -> list[tuple[str, str]]:
+    """(kind, id) of the reachable objects the walk could not read."""
+    return [(kind, oid) for kind, _, oid in (m.partition(" ") for m in live.missing)]
 
 
 def _would_remove(
@@ -215,6 +251,15 @@ def _stored_size(store: Any, kind: str, object_id: str) -> int:
         return int(loose.path(kind, object_id).stat().st_size)
     except OSError:
         return 0
+
+
+def _remove_failed_writes(store: Any) -> None:
+    """Delete the temporary files that failed or killed writes left in a local store (held:
+    the repository lock keeps writers out, the maintenance lock a background repack)."""
+    backend = store.backend.unwrap()
+    if isinstance(backend, LocalBackend):
+        with maintenance_lock(store, wait=True):
+            backend.remove_stale_temporaries(0.0)
 
 
 def _forget_fingerprints(repo: CollectableRepository, removed: list[str]) -> None:

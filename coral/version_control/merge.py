@@ -104,7 +104,9 @@ def merge_refs(
         raise InvalidMergeStrategyError(
             "greedy_soup needs evaluate=callable(weights) -> score (higher is better)"
         )
-    if not force and not repo.staging.is_empty():
+    head_commit = repo.refs.head().commit
+    head_tree = repo.read_tree(repo.read_commit(head_commit).tree_id) if head_commit else Tree()
+    if not force and not repo.staging.drop_if_unchanged(head_tree):  # staged = HEAD: dropped
         raise DirtyStagingError("cannot merge while changes are staged")
     theirs = [repo.resolve_ref(n) for n in names]
     with repo.write_lock():

@@ -2,6 +2,12 @@
 
 Each encodes to sorted-key, compact, UTF-8 JSON and is stored as a blob of its kind ("tree",
 "commit", "tag"); its id is `hash_blob(kind, encoding)` — so a commit's hash is its blob id.
+
+Sizes are bounded (docs/FORMAT.md, "Object size bounds"): a tensor's metadata in a tree
+(layer type, model name, extra) takes at most `MAX_METADATA_BYTES` of JSON (the bound
+`coral.core.weight_tensor` checks when a tensor is staged), a tree at most `MAX_TREE_BYTES`, a
+commit or tag at most `MAX_COMMIT_BYTES`. Writing more raises ObjectTooLargeError; reading a
+larger object is reported as damage before it is parsed.
 """
 
 from __future__ import annotations
@@ -14,14 +20,42 @@ from typing import Any
 
 from coral.core.dtypes import numpy_dtype
 from coral.core.hashing import hash_blob
-from coral.core.weight_tensor import WeightMetadata
-from coral.errors import CorruptObjectError
+from coral.core.units import human_bytes
+from coral.core.weight_tensor import MAX_METADATA_BYTES, WeightMetadata
+from coral.errors import CoralError, CorruptObjectError
 
 TREE = "tree"
 COMMIT = "commit"
 TAG = "tag"
 FILE = "file"  # a model's non-tensor file (config.json, tokenizer files, model card, ...)
 OBJECT_FORMAT = 1
+MAX_TREE_BYTES = 256 << 20
+MAX_COMMIT_BYTES = 16 << 20  # a commit's (or tag's) message and metadata included
+
+
+class ObjectTooLargeError(CoralError):
+    """Metadata, a tree or a commit larger than the bound the format sets."""
+
+    default_hint = (
+        "metadata is for small facts (names, metrics, settings): store large data as tensors "
+        "or model files"
+    )
+
+
+def _check_size(kind: str, size: int, limit: int, what: str) -> None:
+    if size > limit:
+        raise ObjectTooLargeError(
+            f"{what}: {human_bytes(size)} as JSON, more than the {human_bytes(limit)} a {kind} "
+            "may hold"
+        )
+
+
+def _check_stored_size(kind: str, object_id: str, data: bytes, limit: int) -> None:
+    """Damage unless a stored object is within its bound (checked before it is parsed)."""
+    if len(data) > limit:
+        raise CorruptObjectError(
+            object_id, None, f"{kind} is {len(data)} bytes, larger than any {kind} ({limit} bytes)"
+        )
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -116,6 +150,15 @@ class TreeEntry:
             extra=dict(d.get("extra") or {}),
         )
 
+    def check_metadata_size(self) -> None:
+        """ObjectTooLargeError unless the metadata fits `MAX_METADATA_BYTES`."""
+        size = len(canonical_json([self.layer_type, self.model_name, self.extra or {}]))
+        if size > MAX_METADATA_BYTES:
+            raise ObjectTooLargeError(
+                f"the metadata of tensor {self.name!r} is {size} bytes as JSON, more than the "
+                f"{MAX_METADATA_BYTES} bytes a tensor's metadata may hold"
+            )
+
     def same_content(self, other: TreeEntry | None) -> bool:
         """Same tensor and same metadata (what a commit would record)."""
         return other is not None and self.to_dict() == other.to_dict()
@@ -133,7 +176,8 @@ class TreeEntry:
 
     @classmethod
     def from_metadata(cls, meta: WeightMetadata, tensor_id: str) -> TreeEntry:
-        return cls(
+        """The entry of a tensor being committed (ObjectTooLargeError if its metadata is)."""
+        entry = cls(
             name=meta.name,
             tensor_id=tensor_id,
             shape=meta.shape,
@@ -142,6 +186,8 @@ class TreeEntry:
             model_name=meta.model_name,
             extra=_jsonable(dict(meta.extra or {})),
         )
+        entry.check_metadata_size()
+        return entry
 
 
 @dataclass(frozen=True)
@@ -177,7 +223,9 @@ class Tree:
         }
         if self.files:
             obj["files"] = [self.files[p].to_dict() for p in sorted(self.files)]
-        return canonical_json(obj)
+        data = canonical_json(obj)
+        _check_size(TREE, len(data), MAX_TREE_BYTES, f"a tree of {len(self.entries)} tensors")
+        return data
 
     @property
     def tree_id(self) -> str:
@@ -185,6 +233,7 @@ class Tree:
 
     @classmethod
     def decode(cls, data: bytes, object_id: str = "?") -> Tree:
+        _check_stored_size(TREE, object_id, data, MAX_TREE_BYTES)
         obj = _decode(TREE, object_id, data)
         try:
             entries = [TreeEntry.from_dict(e) for e in obj["entries"]]
@@ -272,7 +321,7 @@ class Commit:
     def encode(self) -> bytes:
         if not math.isfinite(self.timestamp):
             raise ValueError("commit timestamp must be finite")
-        return canonical_json(
+        data = canonical_json(
             {
                 "type": COMMIT,
                 "format": OBJECT_FORMAT,
@@ -284,12 +333,15 @@ class Commit:
                 "metadata": self.metadata or {},
             }
         )
+        _check_size(COMMIT, len(data), MAX_COMMIT_BYTES, "the commit's message and metadata")
+        return data
 
     def compute_hash(self) -> str:
         return hash_blob(COMMIT, self.encode())
 
     @classmethod
     def decode(cls, data: bytes, object_id: str = "") -> Commit:
+        _check_stored_size(COMMIT, object_id or "?", data, MAX_COMMIT_BYTES)
         obj = _decode(COMMIT, object_id or "?", data)
         try:
             return cls(
@@ -326,7 +378,7 @@ class Tag:
         return datetime.fromtimestamp(self.created_at, tz=UTC)
 
     def encode(self) -> bytes:
-        return canonical_json(
+        data = canonical_json(
             {
                 "type": TAG,
                 "format": OBJECT_FORMAT,
@@ -338,9 +390,12 @@ class Tag:
                 "created_at": float(self.created_at),
             }
         )
+        _check_size(TAG, len(data), MAX_COMMIT_BYTES, "the tag's description and metrics")
+        return data
 
     @classmethod
     def decode(cls, data: bytes, object_id: str = "") -> Tag:
+        _check_stored_size(TAG, object_id or "?", data, MAX_COMMIT_BYTES)
         obj = _decode(TAG, object_id or "?", data)
         try:
             return cls(

@@ -76,7 +76,8 @@ class Repository(BranchesAndTags):
 
     `Repository(path)` opens the repository at `path` or the nearest parent holding `.coral`;
     `Repository.init(path)` (or `Repository(path, init=True)`) creates one whose first branch
-    is `main`.
+    is `main`. Each object stages into a session of its own, so concurrent writers commit only
+    what they staged; `shared_staging=True` uses the area `coral add` and `coral commit` share.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class Repository(BranchesAndTags):
         init: bool = False,
         *,
         default_branch: str = DEFAULT_BRANCH,
+        shared_staging: bool = False,
     ) -> None:
         start = Path(path).expanduser().absolute()
         if init:
@@ -99,7 +101,7 @@ class Repository(BranchesAndTags):
         self.database = Database(self.db_path)
         self.database.check_format()
         self.refs = RefStore(self.database)
-        self.staging = StagingArea(self.database)
+        self.staging = StagingArea(self.database, shared=shared_staging)
         self.lock = RepositoryLock(self.coral_dir / LOCK_FILE)
         self.store: PackStore = open_store(self.coral_dir / OBJECTS_DIR, self.config)
         self.store.repository = self  # remotes take a store and need its refs
@@ -117,12 +119,12 @@ class Repository(BranchesAndTags):
         *,
         default_branch: str = DEFAULT_BRANCH,
         exist_ok: bool = False,
+        shared_staging: bool = False,
     ) -> Repository:
         """Create a repository at `path` (RepositoryExistsError if one exists, unless exist_ok)."""
         target = Path(path).expanduser().absolute()
-        if exist_ok and (target / CORAL_DIR / DB_FILE).exists():
-            return cls(target)
-        return cls(target, init=True, default_branch=default_branch)
+        exists = exist_ok and (target / CORAL_DIR / DB_FILE).exists()
+        return cls(target, not exists, default_branch=default_branch, shared_staging=shared_staging)
 
     def _create(self, default_branch: str) -> None:
         check_name(default_branch, "branch")
@@ -149,7 +151,9 @@ class Repository(BranchesAndTags):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def close(self) -> None:
-        """Release database connections and store worker threads."""
+        """Drop this object's private staged changes; release database connections and store
+        worker threads."""
+        self.staging.close()
         self.database.close()
         self.writer.close()
         closer = getattr(self.store, "close", None)
@@ -311,6 +315,7 @@ class Repository(BranchesAndTags):
             return self.staging.unstage(tx, list(names) if names is not None else None)
 
     def staged_changes(self) -> dict[str, StagedChange]:
+        """This object's staged changes by name (the shared area's with shared_staging)."""
         return self.staging.changes()
 
     # -- commit -------------------------------------------------------------------------------
@@ -339,9 +344,9 @@ class Repository(BranchesAndTags):
         (chapter 8.1 ends a training run with `repo.commit("Final model checkpoint")` after the
         best checkpoint was already committed); pass allow_empty=False to refuse instead, as
         `coral commit` does. With no HEAD and nothing staged there is nothing to commit.
-        Raises NothingToCommitError in those cases, and
-        ConcurrentUpdateError when another process moved the branch meanwhile (the staged
-        changes stay staged; commit again).
+        Raises NothingToCommitError in those cases. When another writer moves the branch
+        meanwhile, these staged changes are applied onto its new tip instead (ConcurrentUpdateError
+        only if HEAD moved to another branch, or the branch kept moving; the changes stay staged).
         """
         return self.writer.commit_staged(message, author, metadata, allow_empty=allow_empty)
 
@@ -430,24 +435,7 @@ class Repository(BranchesAndTags):
     # -- status, diff, checkout ---------------------------------------------------------------
     def status(self) -> RepositoryStatus:
         """Branch, HEAD and the staged changes (added / modified / removed vs HEAD)."""
-        head = self.refs.head()
-        base = self._head_tree()
-        st = RepositoryStatus(head.branch, head.commit, head.detached)
-        for name, change in self.staging.changes().items():
-            old = base.entries.get(name)
-            if change.entry is None:
-                if old is not None:
-                    st.removed.append(name)
-            elif old is None:
-                st.added.append(name)
-            elif not change.entry.same_content(old):
-                st.modified.append(name)
-        for path, entry in self.staging.file_changes().items():
-            before = base.files.get(path)
-            kind = "removed" if entry is None else "added" if before is None else "modified"
-            if entry is not None or before is not None:
-                st.files[path] = kind
-        return st
+        return self.staging.status(self.refs.head(), self._head_tree())
 
     def diff(
         self,
@@ -493,7 +481,7 @@ class Repository(BranchesAndTags):
         target = self.refs.branch_tip(ref) if is_branch else self.resolve_ref(ref)
         if target is not None:
             pruning.check_readable(self, target)  # gc took its weights: PrunedCommitError
-        if not self.staging.is_empty() and not force:
+        if not force and not self.staging.drop_if_unchanged(self._head_tree()):
             raise DirtyStagingError(f"cannot check out {ref!r}: changes are staged")
         with self.database.transaction() as tx:
             if force:

@@ -1,4 +1,5 @@
-"""`StagingArea`: what the next commit will change, kept in the database (survives restarts).
+"""`StagingArea`: what the next commit will change, kept in the database (survives restarts):
+the shared area the CLI uses, or one `Repository` object's private session.
 
 A row is either an entry to write (tensor id + metadata: shape, dtype, layer type, ...) or a
 removal (tensor_id NULL). Tensors are stored in the object store *before* their rows are
@@ -10,11 +11,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from coral.version_control import staging_sessions as sessions
 from coral.version_control.database import Database
 from coral.version_control.objects import FileEntry, Tree, TreeEntry, canonical_json
+from coral.version_control.refs import HeadState
+from coral.version_control.staging_sessions import Session
 
 FILES_COMPONENT = "staged_files"
 FILES_SCHEMA = """
@@ -45,123 +50,205 @@ class StagedChange:
 
 
 class StagingArea:
-    """Staged changes, by tensor name."""
+    """Staged changes, by tensor name (and model files, by path): the shared area when
+    `shared` (what the CLI's `coral add` and `coral commit` use), else a private session of
+    this object (see `staging_sessions`): what another object or process stages is never seen
+    here, and a private session keeps a change equal to HEAD's (a commit made onto a branch
+    that moved meanwhile must still hold it)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, shared: bool = False) -> None:
         self.db = db
-        self._files_ready = False
-        self._files()  # outside any transaction: a first open creates the table
+        self.shared = shared
+        self._session = None if shared else Session()
+        self._tensors = "staging" if shared else "session_staging"
+        self._file_table = "staged_files" if shared else "session_staged_files"
+        # outside any transaction: a first open creates the tables
+        db.ensure_component(FILES_COMPONENT, 1, FILES_SCHEMA)
+        db.ensure_component(sessions.COMPONENT, sessions.VERSION, sessions.SCHEMA)
+        sessions.reap(db)
 
-    def _files(self) -> None:
-        if not self._files_ready:
-            self.db.ensure_component(FILES_COMPONENT, 1, FILES_SCHEMA)
-            self._files_ready = True
+    # -- rows of this area ---------------------------------------------------------------------
+    def _where(self) -> tuple[str, tuple[str, ...]]:
+        return ("session=?", (self._session.id,)) if self._session else ("1=1", ())
+
+    def _rows(self, conn: sqlite3.Connection | None, columns: str, table: str) -> list[Any]:
+        cond, params = self._where()
+        sql = f"SELECT {columns} FROM {table} WHERE {cond} ORDER BY 1"
+        return (conn or self.db.connection()).execute(sql, params).fetchall()
+
+    def _put(self, conn: sqlite3.Connection, table: str, row: tuple[Any, ...]) -> None:
+        if self._session is not None:
+            self._session.register(conn)
+            row = (self._session.id, *row)
+        conn.execute(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(row))})", row)
+
+    def _delete(self, conn: sqlite3.Connection, table: str, key: str | None = None) -> int:
+        """Delete this area's row `key` of `table` (every row when None); how many went."""
+        cond, params = self._where()
+        column = "name" if table == self._tensors else "path"
+        if key is not None:
+            cond, params = f"{cond} AND {column}=?", (*params, key)
+        return int(conn.execute(f"DELETE FROM {table} WHERE {cond}", params).rowcount)
+
+    def _end_if_empty(self, conn: sqlite3.Connection) -> None:
+        """Drop this private session's owner row once it stages nothing."""
+        if self._session is not None and self.is_empty(conn):
+            sessions.drop(conn, self._session.id)
+
+    def close(self) -> None:
+        """Drop a private session's rows (nothing else can reach them)."""
+        session = self._session
+        if session is None or not session.started:
+            return
+        if self.db.query("SELECT 1 FROM staging_sessions WHERE session=?", (session.id,)):
+            with suppress(Exception), self.db.transaction() as tx:
+                sessions.drop(tx, session.id)
 
     # -- model files ---------------------------------------------------------------------------
     def file_changes(self, conn: sqlite3.Connection | None = None) -> dict[str, FileEntry | None]:
         """Staged model files by path (None: removed)."""
-        self._files()
-        c = conn or self.db.connection()
-        rows = c.execute("SELECT path, blob_id, size FROM staged_files ORDER BY path").fetchall()
+        rows = self._rows(conn, "path, blob_id, size", self._file_table)
         return {p: FileEntry(p, b, n) if b is not None else None for p, b, n in rows}
 
     def stage_files(self, conn: sqlite3.Connection, files: list[FileEntry], base: Tree) -> None:
-        """Stage model files; one identical to `base`'s only drops its staged change."""
-        self._files()
+        """Stage model files; in the shared area one identical to `base`'s only drops its
+        staged change."""
         now = time.time()
         for f in files:
-            if base.files.get(f.path) == f:
-                conn.execute("DELETE FROM staged_files WHERE path=?", (f.path,))
+            if self.shared and base.files.get(f.path) == f:
+                self._delete(conn, self._file_table, f.path)
             else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO staged_files VALUES (?, ?, ?, ?)",
-                    (f.path, f.blob_id, f.size, now),
-                )
+                self._put(conn, self._file_table, (f.path, f.blob_id, f.size, now))
 
     def stage_file_removal(self, conn: sqlite3.Connection, path: str, base: Tree) -> None:
-        self._files()
-        if path in base.files:
-            conn.execute(
-                "INSERT OR REPLACE INTO staged_files VALUES (?, NULL, 0, ?)", (path, time.time())
-            )
+        if path in base.files or not self.shared:
+            self._put(conn, self._file_table, (path, None, 0, time.time()))
         else:
-            conn.execute("DELETE FROM staged_files WHERE path=?", (path,))
-
-    def clear_committed_files(
-        self, conn: sqlite3.Connection, committed: dict[str, FileEntry | None]
-    ) -> None:
-        current = self.file_changes(conn)
-        for path, entry in committed.items():
-            if path in current and current[path] == entry:
-                conn.execute("DELETE FROM staged_files WHERE path=?", (path,))
+            self._delete(conn, self._file_table, path)
 
     def unstage_files(self, conn: sqlite3.Connection, paths: list[str] | None = None) -> int:
-        self._files()
-        if paths is None:
-            return conn.execute("DELETE FROM staged_files").rowcount
-        return sum(
-            conn.execute("DELETE FROM staged_files WHERE path=?", (p,)).rowcount for p in paths
-        )
+        keys: list[str | None] = [None] if paths is None else list(paths)
+        dropped = sum(self._delete(conn, self._file_table, p) for p in keys)
+        self._end_if_empty(conn)
+        return dropped
 
     # -- tensors -------------------------------------------------------------------------------
-
     def changes(self, conn: sqlite3.Connection | None = None) -> dict[str, StagedChange]:
-        c = conn or self.db.connection()
-        rows = c.execute(
-            "SELECT name, tensor_id, metadata, staged_at FROM staging ORDER BY name"
-        ).fetchall()
-        out: dict[str, StagedChange] = {}
-        for name, tensor_id, metadata, staged_at in rows:
-            entry = TreeEntry.from_dict(json.loads(metadata)) if tensor_id is not None else None
-            out[name] = StagedChange(name, entry, staged_at)
-        return out
+        rows = self._rows(conn, "name, tensor_id, metadata, staged_at", self._tensors)
+        return {name: _change(name, tid, meta, at) for name, tid, meta, at in rows}
 
-    def is_empty(self) -> bool:
-        self._files()
-        return (
-            self.db.query("SELECT 1 FROM staging LIMIT 1") == []
-            and self.db.query("SELECT 1 FROM staged_files LIMIT 1") == []
+    def is_empty(self, conn: sqlite3.Connection | None = None) -> bool:
+        cond, params = self._where()
+        c = conn or self.db.connection()
+        return not any(
+            c.execute(f"SELECT 1 FROM {table} WHERE {cond} LIMIT 1", params).fetchone()
+            for table in (self._tensors, self._file_table)
         )
 
-    def tensor_ids(self) -> set[str]:
-        return {
-            r[0] for r in self.db.query("SELECT tensor_id FROM staging WHERE tensor_id IS NOT NULL")
-        }
+    def drop_if_unchanged(self, base: Tree) -> bool:
+        """Whether nothing staged here differs from `base` (HEAD's tree); if so, what is staged
+        (changes equal to `base`) is dropped, so it does not follow HEAD elsewhere."""
+        changes, files = self.changes(), self.file_changes()
+        if apply_changes(base, changes, files).encode() != base.encode():
+            return False
+        if changes or files:
+            with self.db.transaction() as tx:
+                self.clear_committed(tx, changes, files)
+        return True
 
     def stage(self, conn: sqlite3.Connection, entries: list[TreeEntry], base: Tree) -> None:
-        """Stage `entries`; one identical to `base` (HEAD's tree) only drops its staged change."""
+        """Stage `entries`; in the shared area one identical to `base` (HEAD's tree) only drops
+        its staged change."""
         now = time.time()
         for e in entries:
-            if e.same_content(base.entries.get(e.name)):
-                conn.execute("DELETE FROM staging WHERE name=?", (e.name,))
+            if self.shared and e.same_content(base.entries.get(e.name)):
+                self._delete(conn, self._tensors, e.name)
             else:
-                conn.execute(
-                    "INSERT OR REPLACE INTO staging VALUES (?, ?, ?, ?)",
-                    (e.name, e.tensor_id, canonical_json(e.to_dict()).decode(), now),
-                )
+                meta = canonical_json(e.to_dict()).decode()
+                self._put(conn, self._tensors, (e.name, e.tensor_id, meta, now))
 
     def stage_removal(self, conn: sqlite3.Connection, name: str, base: Tree) -> None:
-        """Stage the removal of `name` (or just drop its staged addition if `base` lacks it)."""
-        if name in base.entries:
-            conn.execute(
-                "INSERT OR REPLACE INTO staging VALUES (?, NULL, '{}', ?)", (name, time.time())
-            )
+        """Stage the removal of `name` (in the shared area, just drop its staged addition if
+        `base` lacks it)."""
+        if name in base.entries or not self.shared:
+            self._put(conn, self._tensors, (name, None, "{}", time.time()))
         else:
-            conn.execute("DELETE FROM staging WHERE name=?", (name,))
+            self._delete(conn, self._tensors, name)
 
     def unstage(self, conn: sqlite3.Connection, names: list[str] | None = None) -> int:
         """Forget staged changes of `names` (all when None); returns how many were dropped."""
-        if names is None:
-            return conn.execute("DELETE FROM staging").rowcount
-        return sum(conn.execute("DELETE FROM staging WHERE name=?", (n,)).rowcount for n in names)
+        keys: list[str | None] = [None] if names is None else list(names)
+        dropped = sum(self._delete(conn, self._tensors, n) for n in keys)
+        self._end_if_empty(conn)
+        return dropped
 
-    def clear_committed(self, conn: sqlite3.Connection, committed: dict[str, StagedChange]) -> None:
+    def clear_committed(
+        self,
+        conn: sqlite3.Connection,
+        committed: dict[str, StagedChange],
+        committed_files: dict[str, FileEntry | None],
+    ) -> None:
         """Drop the rows a commit consumed, unless they were re-staged since it read them."""
         current = self.changes(conn)
         for name, change in committed.items():
             now = current.get(name)
             if now is not None and now._key() == change._key():
-                conn.execute("DELETE FROM staging WHERE name=?", (name,))
+                self._delete(conn, self._tensors, name)
+        files = self.file_changes(conn)
+        for path, entry in committed_files.items():
+            if path in files and files[path] == entry:
+                self._delete(conn, self._file_table, path)
+        self._end_if_empty(conn)
+
+    def status(self, head: HeadState, base: Tree) -> RepositoryStatus:
+        """Where `head` is and what this area stages relative to `base` (HEAD's tree)."""
+        with self.db.snapshot() as conn:
+            changes, files = self.changes(conn), self.file_changes(conn)
+        st = RepositoryStatus(head.branch, head.commit, head.detached)
+        for name, change in changes.items():
+            old = base.entries.get(name)
+            if change.entry is None:
+                if old is not None:
+                    st.removed.append(name)
+            elif old is None:
+                st.added.append(name)
+            elif not change.entry.same_content(old):
+                st.modified.append(name)
+        for path, entry in files.items():
+            before = base.files.get(path)
+            kind = "removed" if entry is None else "added" if before is None else "modified"
+            if entry is not None or before is not None:
+                st.files[path] = kind
+        return st
+
+    # -- every area (gc, fsck) -----------------------------------------------------------------
+    def roots(self) -> tuple[set[str], set[str]]:
+        """Tensor ids and model-file blob ids staged in the shared area or any session whose
+        owner may still commit them (what gc keeps); sessions of dead processes go first."""
+        sessions.reap(self.db)
+        with self.db.snapshot() as c:
+            tensors = c.execute(
+                "SELECT tensor_id FROM staging WHERE tensor_id IS NOT NULL UNION "
+                "SELECT tensor_id FROM session_staging WHERE tensor_id IS NOT NULL"
+            ).fetchall()
+            blobs = c.execute(
+                "SELECT blob_id FROM staged_files WHERE blob_id IS NOT NULL UNION "
+                "SELECT blob_id FROM session_staged_files WHERE blob_id IS NOT NULL"
+            ).fetchall()
+        return {r[0] for r in tensors}, {r[0] for r in blobs}
+
+    def all_changes(self) -> list[StagedChange]:
+        """The staged tensor changes of the shared area and of every session (fsck)."""
+        rows = self.db.query(
+            "SELECT name, tensor_id, metadata, staged_at FROM staging UNION ALL "
+            "SELECT name, tensor_id, metadata, staged_at FROM session_staging"
+        )
+        return [_change(*row) for row in rows]
+
+
+def _change(name: str, tensor_id: str | None, metadata: str, staged_at: float) -> StagedChange:
+    entry = TreeEntry.from_dict(json.loads(metadata)) if tensor_id is not None else None
+    return StagedChange(name, entry, staged_at)
 
 
 @dataclass

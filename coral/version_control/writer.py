@@ -17,16 +17,17 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from coral.core.hashing import hash_blob
+from coral.core.tensor_checks import check_utf8_name
 from coral.core.weight_tensor import WeightTensor, as_weight_tensor
 from coral.errors import ConcurrentUpdateError, InvalidNameError, NothingToCommitError
 from coral.storage.pack_store import PackStore
 from coral.version_control.database import Database
 from coral.version_control.objects import COMMIT, FILE, TREE, Commit, FileEntry, Tree, TreeEntry
-from coral.version_control.refs import RefStore
-from coral.version_control.staging import StagingArea, apply_changes
+from coral.version_control.refs import HeadState, RefStore
+from coral.version_control.staging import StagedChange, StagingArea, apply_changes
 
 MAX_FILE_BYTES = 256 << 20  # a model file above this is a mistake (weights belong in tensors)
-_CAS_RETRIES = 20
+_CAS_RETRIES = 50  # each lost compare-and-swap means another writer committed
 
 
 class Writable(Protocol):
@@ -196,45 +197,77 @@ class CommitWriter:
         *,
         allow_empty: bool = True,
     ) -> str:
-        """Commit HEAD's tree with the staged changes applied (see `Repository.commit`)."""
+        """Commit HEAD's tree with the staged changes applied (see `Repository.commit`).
+
+        When another writer moves HEAD's branch meanwhile, this area's staged changes are
+        applied again onto the new tip and the commit is tried again."""
         if not isinstance(message, str):
             raise TypeError("commit message must be a string")
         repo = self.repo
         with repo.write_lock():
-            with repo.database.snapshot():
-                head = repo.refs.head()
-                changes = repo.staging.changes()
-                file_changes = repo.staging.file_changes()
-            base = repo.read_tree(repo.read_commit(head.commit).tree_id) if head.commit else Tree()
-            tree = apply_changes(base, changes, file_changes)
-            where = head.branch or "detached HEAD"
-            if head.commit is not None and tree.encode() == base.encode() and not allow_empty:
-                raise NothingToCommitError(
-                    f"nothing to commit on {where}: the staged changes match HEAD"
-                    if changes or file_changes
-                    else f"nothing to commit on {where}"
-                )
-            if head.commit is None and not tree.entries:
-                raise NothingToCommitError("nothing to commit: no weights are staged")
-            meta = dict(metadata or {})
-            lossy = {
-                n: c.entry.extra["lossy"]
-                for n, c in changes.items()
-                if c.entry is not None and c.entry.extra.get("lossy")
-            }
-            if lossy:
-                meta["lossy"] = {**dict(meta.get("lossy") or {}), **lossy}
-            parents = [head.commit] if head.commit else []
-            commit = self.write_commit(tree, parents, message, author, meta)
-            with repo.database.transaction() as tx:
-                initial = " (initial)" if not head.commit else ""
-                repo.refs.update_head(
-                    tx, commit.commit_hash, head, f"commit{initial}: {first_line(message)}"
-                )
-                repo.staging.clear_committed(tx, changes)
-                repo.staging.clear_committed_files(tx, file_changes)
-        repo.store.schedule_maintenance()
-        return commit.commit_hash
+            for _ in range(_CAS_RETRIES):
+                with repo.database.snapshot():
+                    head = repo.refs.head()
+                    changes = repo.staging.changes()
+                    file_changes = repo.staging.file_changes()
+                try:
+                    commit = self._staged_commit(
+                        head, changes, file_changes, message, author, metadata, allow_empty
+                    )
+                except NothingToCommitError:
+                    if changes or file_changes:  # they match HEAD, which holds them already
+                        with repo.database.transaction() as tx:
+                            repo.staging.clear_committed(tx, changes, file_changes)
+                    raise
+                try:
+                    with repo.database.transaction() as tx:
+                        initial = " (initial)" if not head.commit else ""
+                        repo.refs.update_head(
+                            tx, commit.commit_hash, head, f"commit{initial}: {first_line(message)}"
+                        )
+                        repo.staging.clear_committed(tx, changes, file_changes)
+                except ConcurrentUpdateError:
+                    if head.branch is None or repo.refs.head().branch != head.branch:
+                        raise  # HEAD was detached or moved to another branch: not ours to follow
+                    continue
+                repo.store.schedule_maintenance()
+                return commit.commit_hash
+        raise ConcurrentUpdateError(
+            f"branch {head.branch!r} kept moving; nothing was committed (the changes stay staged)"
+        )
+
+    def _staged_commit(
+        self,
+        head: HeadState,
+        changes: dict[str, StagedChange],
+        file_changes: dict[str, FileEntry | None],
+        message: str,
+        author: str | None,
+        metadata: Mapping[str, Any] | None,
+        allow_empty: bool,
+    ) -> Commit:
+        """Write the commit of `changes` applied to `head`'s tree (moves no ref)."""
+        repo = self.repo
+        base = repo.read_tree(repo.read_commit(head.commit).tree_id) if head.commit else Tree()
+        tree = apply_changes(base, changes, file_changes)
+        where = head.branch or "detached HEAD"
+        if head.commit is not None and tree.encode() == base.encode() and not allow_empty:
+            raise NothingToCommitError(
+                f"nothing to commit on {where}: the staged changes match HEAD"
+                if changes or file_changes
+                else f"nothing to commit on {where}"
+            )
+        if head.commit is None and not tree.entries:
+            raise NothingToCommitError("nothing to commit: no weights are staged")
+        meta = dict(metadata or {})
+        lossy = {
+            n: c.entry.extra["lossy"]
+            for n, c in changes.items()
+            if c.entry is not None and c.entry.extra.get("lossy")
+        }
+        if lossy:
+            meta["lossy"] = {**dict(meta.get("lossy") or {}), **lossy}
+        return self.write_commit(tree, [head.commit] if head.commit else [], message, author, meta)
 
     def commit_onto(
         self,
@@ -260,14 +293,16 @@ class CommitWriter:
             tip = repo.refs.branch_tip(branch)
             start = tip if tip is not None else repo.refs.head().commit
             base = repo.read_tree(repo.read_commit(start).tree_id) if start else Tree()
-            entries = self.store_weights(weights, base)
-            carried = dict(base.files)
-            carried.update({f.path: f for f in self.store_files(files or {})})
-            tree = Tree({e.name: e for e in entries}, carried)
+            entries = {e.name: e for e in self.store_weights(weights, base)}
+            added = {f.path: f for f in self.store_files(files or {})}
+            tree = Tree(entries, {**base.files, **added})
             if if_changed and start is not None and tree.encode() == base.encode():
                 raise NothingToCommitError(f"the weights are those of {branch!r} already")
             expected, parent = tip, start
             for _ in range(_CAS_RETRIES):
+                if parent is not None and parent != start:  # carry the new tip's model files
+                    tip_files = repo.read_tree(repo.read_commit(parent).tree_id).files
+                    tree = Tree(entries, {**tip_files, **added})
                 commit = self.write_commit(
                     tree, [parent] if parent else [], message, author, metadata
                 )
@@ -303,11 +338,14 @@ def first_line(message: str) -> str:
 
 
 def check_weight_name(name: object) -> None:
+    """A tensor name: a non-empty UTF-8 string of at most 4096 bytes, no control characters
+    (checked before anything is stored, so a refused name leaves no objects behind)."""
     if not isinstance(name, str) or not name:
         raise InvalidNameError(
             f"weight names must be non-empty strings, got {name!r}",
             hint="use the state_dict key, e.g. 'encoder.layer.0.weight'",
         )
+    check_utf8_name(name, "weight name")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
         raise InvalidNameError(f"weight name {name!r} contains a control character")
 
@@ -323,6 +361,7 @@ def check_file_path(name: object) -> str:
         raise InvalidNameError(
             f"not a model file path: {name!r}", hint="use a relative path such as 'config.json'"
         )
+    check_utf8_name(name, "model file path")
     path = PurePosixPath(name)
     if path.is_absolute() or any(p in ("", ".", "..") for p in name.split("/")):
         raise InvalidNameError(

@@ -98,7 +98,8 @@ def test_two_concurrent_committers_lose_nothing(tmp_path: Path) -> None:
         assert p.returncode == 0, err.decode()
         results.append(json.loads(out.decode().strip().splitlines()[-1]))
     commits = [h for r in results for h in r["commits"]]
-    assert len(commits) == len(set(commits))
+    assert len(commits) == len(set(commits)) == 2 * n  # each commits its own staging: none lost
+    assert all(r["absorbed"] == 0 and r["collisions"] == 0 for r in results)
     with Repository(repo_path) as repo:
         history = [c.commit_hash for c in repo.log()]
         assert history[-1] == base

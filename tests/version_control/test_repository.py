@@ -191,7 +191,7 @@ def test_in_place_mutation_is_detected(repo: Repository) -> None:
 
 
 def test_status_and_staging_survive_restart(tmp_path: Path) -> None:
-    r = Repository.init(tmp_path)
+    r = Repository.init(tmp_path, shared_staging=True)  # the CLI's area: it outlives the object
     commit_weights(r, make_weights(0), "base")
     w = make_weights(0)
     w["layer0.weight"] = w["layer0.weight"] + 1
@@ -199,7 +199,8 @@ def test_status_and_staging_survive_restart(tmp_path: Path) -> None:
     r.add_all_weights({k: w[k] for k in ("layer0.weight", "new")})
     r.remove_weight("layer1.weight")
     r.close()
-    r = Repository(tmp_path)
+    assert Repository(tmp_path).status().is_clean  # a private session does not see it
+    r = Repository(tmp_path, shared_staging=True)
     st = r.status()
     assert (st.branch, st.detached) == ("main", False)
     assert (

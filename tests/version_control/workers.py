@@ -79,7 +79,7 @@ def commit_loop(repo_path: str, worker: int, n: int) -> None:
                 assert exc.hint and "again" in exc.hint
                 collisions += 1
             except NothingToCommitError:
-                absorbed += 1  # the other worker's commit took our staged tensor (shared staging)
+                absorbed += 1  # another worker's commit took our staged tensor (never, now)
                 break
     print(json.dumps({"commits": done, "collisions": collisions, "absorbed": absorbed}))
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import CoralError, InvalidFileError
-from coral.integrations.formats._common import Checkpoint, as_arrays
+from coral.integrations.formats._common import Checkpoint, as_arrays, check_metadata_size
 from coral.integrations.formats.hf_folder import read_folder, write_folder
 from coral.integrations.formats.npz_format import read_npz, write_npz
 from coral.integrations.formats.safetensors_format import (
@@ -83,8 +83,14 @@ def detect_format(path: str | Path) -> str:
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Weights and metadata of a checkpoint file or folder (format from its name)."""
-    p = Path(path)
+    """Weights and metadata of a checkpoint file or folder (format from its name); metadata
+    larger than MAX_METADATA_BYTES is refused (InvalidFileError)."""
+    ckpt = _load_checkpoint(Path(path))
+    check_metadata_size(ckpt.metadata, path)
+    return ckpt
+
+
+def _load_checkpoint(p: Path) -> Checkpoint:
     if not p.exists():
         raise FileNotFoundError(errno.ENOENT, "no such file or folder", str(p))
     fmt = detect_format(p)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from coral.core.dtypes import canonical_array
+from coral.core.tensor_checks import check_utf8_name
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import InvalidFileError, InvalidNameError, UnsafeFileError
 from coral.storage.atomic_file import atomic_write as atomic_write  # the one implementation
@@ -84,10 +86,35 @@ class Checkpoint:
     files: list[Path] = field(default_factory=list)
 
 
+MAX_METADATA_BYTES = 4 << 20
+"""Bound on a checkpoint's non-tensor metadata (as JSON): it is copied into the commit object."""
+
+
+def check_metadata_size(metadata: Mapping[str, Any], source: Path | str) -> None:
+    """Refuse a checkpoint whose metadata (safetensors `__metadata__`, a .pt file's non-tensor
+    values, config.json) is larger than MAX_METADATA_BYTES as JSON."""
+    try:
+        text = json.dumps(metadata, default=str, ensure_ascii=False)
+    except (RecursionError, ValueError) as exc:
+        raise InvalidFileError(f"{source}: its metadata cannot be stored as JSON ({exc})") from None
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidFileError(
+            f"{source}: its metadata holds text that is not valid Unicode (a lone surrogate)"
+        ) from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidFileError(
+            f"{source}: its metadata is {size >> 20} MiB (at most {MAX_METADATA_BYTES >> 20} MiB)",
+            hint="metadata is copied into every commit; keep large data in tensors or model files",
+        )
+
+
 def check_tensor_name(name: object, source: Path | str) -> str:
     """A tensor name read from a file: a non-empty string without control characters."""
     if not isinstance(name, str) or not name:
         raise InvalidFileError(f"{source}: tensor name {name!r} is not a non-empty string")
+    check_utf8_name(name, f"{source}: tensor name")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         raise InvalidNameError(f"{source}: tensor name {name!r} contains control characters")
     return name

@@ -65,7 +65,7 @@ def read_folder(folder: Path) -> Checkpoint:
     if config_path.is_file():
         try:
             ckpt.metadata["config"] = json.loads(config_path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise InvalidFileError(
                 f"{config_path}: not valid JSON ({exc})", hint="fix or remove config.json"
             ) from exc

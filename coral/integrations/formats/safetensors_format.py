@@ -17,6 +17,12 @@ from typing import Any
 import numpy as np
 
 from coral.core.dtypes import FROM_SAFETENSORS, SAFETENSORS_CODES, dtype_name, numpy_dtype
+from coral.core.tensor_checks import (
+    InvalidShapeError,
+    check_fits_memory,
+    checked_shape,
+    element_count,
+)
 from coral.errors import InvalidFileError, UnsupportedDtypeError
 from coral.integrations.formats._common import (
     Checkpoint,
@@ -46,7 +52,7 @@ def _parse_header(path: Path, file_size: int, head: bytes) -> tuple[int, dict[st
         )
     try:
         header = json.loads(head[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidFileError(f"{path}: safetensors header is not valid JSON ({exc})") from exc
     if not isinstance(header, dict):
         raise InvalidFileError(f"{path}: safetensors header is not a JSON object")
@@ -61,8 +67,12 @@ def _entry(
     code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if code not in FROM_SAFETENSORS:
         raise UnsupportedDtypeError(f"{path}: tensor {name!r} has unsupported dtype {code!r}")
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+    if not isinstance(shape, list):
         raise InvalidFileError(f"{path}: tensor {name!r} has invalid shape {shape!r}")
+    try:
+        dims = checked_shape(shape, f"{path}: tensor {name!r}")
+    except InvalidShapeError as exc:
+        raise InvalidFileError(exc.message) from None
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
@@ -72,16 +82,17 @@ def _entry(
         raise InvalidFileError(f"{path}: tensor {name!r} has invalid data_offsets {offsets!r}")
     dtype = numpy_dtype(FROM_SAFETENSORS[code])
     start, end = offsets
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = element_count(dims) * dtype.itemsize  # exact: no int64 overflow to 0
     if end - start != expected:
         raise InvalidFileError(
-            f"{path}: tensor {name!r} spans {end - start} bytes but {code}{shape} needs {expected}"
+            f"{path}: tensor {name!r} spans {end - start} bytes but {code}{list(dims)} needs "
+            f"{expected}"
         )
     if end > data_len:
         raise InvalidFileError(
             f"{path}: truncated (tensor {name!r} ends at byte {end}, data has {data_len})"
         )
-    return dtype, tuple(shape), start, end
+    return dtype, dims, start, end
 
 
 def read_safetensors(path: Path) -> Checkpoint:
@@ -116,6 +127,7 @@ def _reader(path: Path, dtype: Any, shape: Any, offset: int) -> Callable[[], np.
     """Reads one tensor when called (imports stream tensor by tensor, memory stays bounded)."""
 
     def read() -> np.ndarray:
+        check_fits_memory(shape, np.dtype(dtype).itemsize, f"{path}: tensor at {offset}")
         arr = np.empty(shape, dtype=dtype)
         buf = raw_bytes(arr)
         with open(path, "rb") as f:
@@ -184,7 +196,7 @@ def read_sharded(
     `read_shard=read_torch` a `pytorch_model.bin.index.json`); shards must sit beside it."""
     try:
         index = json.loads(index_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidFileError(f"{index_path}: not a valid JSON index ({exc})") from exc
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from coral.errors import CoralError, InvalidFileError, UnsafeFileError, UnsupportedDtypeError
+from coral.errors import CoralError, InvalidFileError, UnsafeFileError
 from coral.integrations.formats._common import Checkpoint, atomic_write, check_tensor_name
 
 SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
@@ -45,16 +45,10 @@ def _flatten(
 
     if isinstance(obj, torch.Tensor):
         name = check_tensor_name(prefix, path)
-        if obj.layout != torch.strided or obj.is_quantized:
-            raise UnsupportedDtypeError(
-                f"{path}: tensor {name!r} has layout {obj.layout}; only dense tensors are stored"
-            )
         if name in weights:
             raise InvalidFileError(f"{path}: two entries flatten to the name {name!r}")
-        try:
-            weights[name] = torch_to_numpy(obj)
-        except TypeError as exc:
-            raise UnsupportedDtypeError(f"{path}: tensor {name!r}: {exc}") from exc
+        # sparse / quantized / meta tensors, odd dtypes and 0-stride giants are refused here
+        weights[name] = torch_to_numpy(obj, what=f"{path}: tensor {name!r}")
     elif isinstance(obj, Mapping):
         for key, value in obj.items():
             _flatten(value, f"{prefix}.{key}" if prefix else str(key), weights, meta, path)
@@ -98,7 +92,10 @@ def read_torch(path: Path) -> Checkpoint:
         raise InvalidFileError(f"{path}: truncated or not a torch checkpoint ({reason})") from exc
     weights: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {}
-    _flatten(obj, "", weights, meta, path)
+    try:
+        _flatten(obj, "", weights, meta, path)
+    except RecursionError:
+        raise InvalidFileError(f"{path}: containers nested too deeply to be a state dict") from None
     return Checkpoint(weights, meta, "pt", [path])
 
 
