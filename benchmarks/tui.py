@@ -83,13 +83,14 @@ def _median(fn: Callable[[], float], repeat: int) -> float:
     return statistics.median(fn() for _ in range(repeat))
 
 
-def _coral(repo: Path, *args: str) -> float:
+def time_coral(repo: Path, *args: str, columns: int = 80) -> float:
+    """Seconds one `coral ARGS` process takes on `repo` (start-up included), output discarded."""
     t0 = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "coral.cli.main", "-C", str(repo), *args],
         check=True,
         stdout=subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "80"},
+        env={**os.environ, "COLUMNS": str(columns)},
     )
     return time.perf_counter() - t0
 
@@ -163,15 +164,15 @@ def run(commits: int, repeat: int, out: Path, tmux: bool) -> list[tuple[str, flo
     small = build(out / "commits-10", 10)
     large = build(out / f"commits-{commits}", commits)
     rows: list[tuple[str, Callable[[Path], float]]] = [
-        ("coral log --oneline (all)", lambda p: _coral(p, "log", "--oneline")),
+        ("coral log --oneline (all)", lambda p: time_coral(p, "log", "--oneline")),
         (
             f"coral log -n {SCREEN_COMMITS} --oneline",
-            lambda p: _coral(p, "log", "-n", "60", "--oneline"),
+            lambda p: time_coral(p, "log", "-n", "60", "--oneline"),
         ),
     ]
     if tmux and shutil.which("tmux"):
         rows.append(("coral browse: first paint (tmux)", _tmux_first_paint))
-    rows.append(("coral diff HEAD~1 HEAD", lambda p: _coral(p, "diff", "HEAD~1", "HEAD")))
+    rows.append(("coral diff HEAD~1 HEAD", lambda p: time_coral(p, "diff", "HEAD~1", "HEAD")))
     results = []
     for label, fn in rows:
         a = _median(lambda f=fn: f(small), repeat)

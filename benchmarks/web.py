@@ -18,11 +18,8 @@ user runs it: `coral log -n 50 --json`, `coral show`, `coral diff`, `coral stats
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -30,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.tui import build as build_history
+from benchmarks.tui import time_coral
 from coral.version_control.repository import Repository
 
 PAGES_HISTORY = [
@@ -86,17 +84,6 @@ def _get(url: str) -> float:
     return time.perf_counter() - t0
 
 
-def _cli(repo: Path, args: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "coral.cli.main", "-C", str(repo), *args],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        env={**os.environ, "COLUMNS": "100"},
-    )
-    return time.perf_counter() - t0
-
-
 def measure(
     repo_path: Path, pages: list[tuple[str, str, list[str] | None]], repeat: int
 ) -> dict[str, tuple[float, float, float | None]]:
@@ -111,7 +98,11 @@ def measure(
             cold = _get(base + path)
             warm = statistics.median(_get(base + path) for _ in range(repeat))
         repo.close()
-        cli_time = statistics.median(_cli(repo_path, cli) for _ in range(repeat)) if cli else None
+        cli_time = (
+            statistics.median(time_coral(repo_path, *cli, columns=100) for _ in range(repeat))
+            if cli
+            else None
+        )
         out[label] = (cold, warm, cli_time)
     return out
 

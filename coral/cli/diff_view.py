@@ -1,35 +1,16 @@
-"""Pieces of `coral diff`: which tensors to compare, and model-file changes shown as text."""
+"""Pieces of `coral diff`: model-file changes shown as text."""
 
 from __future__ import annotations
 
 import difflib
-import fnmatch
-from collections.abc import Callable, Sequence
 
 from rich.console import Console
 from rich.markup import escape
 
-from coral.core.training_names import is_training_state
 from coral.version_control.objects import FILE, Tree
 from coral.version_control.repository import Repository
 
 MAX_DIFF_LINES = 40  # per file; the rest is summarised
-
-
-def tensor_filter(
-    layers: Sequence[str] | None, include_training_state: bool
-) -> Callable[[str], bool] | None:
-    """The names a diff compares: matching `layers` globs, training state only when asked."""
-    patterns = list(layers or [])
-    if not patterns and include_training_state:
-        return None
-
-    def select(name: str) -> bool:
-        if not include_training_state and is_training_state(name):
-            return False
-        return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-    return select
 
 
 def file_changes(old: Tree, new: Tree) -> dict[str, str]:

@@ -23,10 +23,11 @@ from coral.cli._common import (
     phase_progress,
     progress,
 )
-from coral.cli.diff_view import print_file_changes, tensor_filter
+from coral.cli.diff_view import print_file_changes
 from coral.cli.tables import Column, FitTable
 from coral.core.training_names import is_training_state
 from coral.errors import CoralError, RefNotFoundError
+from coral.porcelain.compare import tensor_select
 from coral.porcelain.history import (
     commit_detail,
     graph_rows,
@@ -428,7 +429,7 @@ def diff(
     """Compare two commits tensor by tensor (added, removed, changed with norms, identical),
     and their model files (config, tokenizer, ...) as text."""
     repo = open_repo()
-    select = tensor_filter(layers, include_training_state)
+    select = tensor_select(layers, include_training_state)
     with phase_progress() as report:
         result = repo.diff(from_ref, to_ref, select=select, progress=report)
     comparison: dict[str, Any] | None = None

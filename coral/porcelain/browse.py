@@ -10,7 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from coral.porcelain.history import LogEntry, decorations, linked_experiments, pruned_state
+from coral.porcelain.history import (
+    LogEntry,
+    commit_subject,
+    decorations,
+    linked_experiments,
+    pruned_state,
+)
 from coral.version_control import pruning
 from coral.version_control.objects import Commit
 from coral.version_control.repository import Repository
@@ -51,14 +57,6 @@ class RefsOverview:
         return [*self.branches, *self.tags, *self.remotes]
 
 
-def _subject(repo: Repository, commit_hash: str) -> str:
-    try:
-        lines = repo.read_commit(commit_hash).message.strip().splitlines()
-    except Exception:  # a tracking ref whose commit was never fetched
-        return ""
-    return lines[0] if lines else ""
-
-
 def refs_overview(repo: Repository) -> RefsOverview:
     """Branches (HEAD's marked), tags, remote-tracking refs and the number of staged changes."""
     from coral.remotes.remote import RemoteManager
@@ -67,13 +65,15 @@ def refs_overview(repo: Repository) -> RefsOverview:
     out = RefsOverview(head.branch, head.commit, staged=len(repo.staged_changes()))
     for b in repo.list_branches():
         out.branches.append(
-            RefItem("branch", b.name, b.commit_hash, b.is_current, _subject(repo, b.commit_hash))
+            RefItem(
+                "branch", b.name, b.commit_hash, b.is_current, commit_subject(repo, b.commit_hash)
+            )
         )
     for t in repo.list_tags():
-        note = t.description or _subject(repo, t.commit_hash)
+        note = t.description or commit_subject(repo, t.commit_hash)
         out.tags.append(RefItem("tag", t.name, t.commit_hash, note=note))
     for name, commit in repo.remote_refs.list().items():
-        out.remotes.append(RefItem("remote", name, commit, note=_subject(repo, commit)))
+        out.remotes.append(RefItem("remote", name, commit, note=commit_subject(repo, commit)))
     configured = RemoteManager(repo.coral_dir / "remotes.json").list()
     out.remote_names = sorted(set(configured) | {r.name.split("/", 1)[0] for r in out.remotes})
     return out

@@ -11,6 +11,7 @@ from typing import Any
 
 from coral.core.training_names import is_training_state
 from coral.core.value_stats import histogram, value_stats
+from coral.errors import CoralError
 from coral.storage.base import ObjectStats
 from coral.version_control import pruning
 from coral.version_control.errors import WeightNotFoundError
@@ -85,6 +86,16 @@ def linked_experiments(repo: Repository, commits: list[Commit]) -> dict[str, lis
     except ImportError:
         return {}
     return experiments_for_commits(repo, [c.commit_hash for c in commits])
+
+
+def commit_subject(repo: Repository, commit_hash: str) -> str:
+    """The first line of a commit's message ("" when this repository lacks the commit, e.g.
+    a remote-tracking ref to one never fetched)."""
+    try:
+        lines = repo.read_commit(commit_hash).message.strip().splitlines()
+    except CoralError:
+        return ""
+    return lines[0] if lines else ""
 
 
 def pruned_state(repo: Repository, commit_hash: str, pruned: set[str] | None = None) -> str | None:

@@ -9,6 +9,7 @@ as they are found, so a caller can show the first ones at once and stop whenever
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import operator
 import re
@@ -45,10 +46,8 @@ class SearchQuery:
     def parse(cls, text: str) -> SearchQuery:
         m = _COMPARISON.match(text)
         if m:
-            try:
+            with contextlib.suppress(ValueError):  # not a number: search the text as it is
                 return cls(text.strip(), m.group(1), m.group(2), float(m.group(3)))
-            except ValueError:
-                pass
         return cls(text.strip())
 
     @property

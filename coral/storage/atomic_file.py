@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from coral.errors import DiskFullError
-from coral.storage.backend import fsync_dir
+from coral.storage.backend import free_bytes, fsync_dir
 
 FILE_MODE = 0o644  # before the umask
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
@@ -74,11 +73,7 @@ def _no_space(exc: OSError, path: Path) -> DiskFullError | None:
     """A DiskFullError naming `path` and the free space, when `exc` says the disk is full."""
     if exc.errno not in _NO_SPACE:
         return None
-    free = 0
-    for candidate in (path.parent, *path.parent.parents):
-        with suppress(OSError):
-            free = shutil.disk_usage(candidate).free
-            break
+    free = free_bytes(path.parent)
     return DiskFullError(f"no space left on the device writing {path} ({free} bytes free)")
 
 

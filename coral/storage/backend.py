@@ -356,7 +356,7 @@ def _etag(st: os.stat_result) -> str:
 def os_error(exc: OSError, path: Path) -> BackendError:
     """A BackendError naming the path (and the free space, when the disk is full)."""
     if exc.errno == errno.ENOSPC:
-        free = _free_bytes(path)
+        free = free_bytes(path)
         return BackendError(
             f"no space left on the device writing {path} ({free} bytes free)",
             hint="free disk space (`coral gc` removes unreachable objects), then retry",
@@ -366,7 +366,8 @@ def os_error(exc: OSError, path: Path) -> BackendError:
     return BackendError(f"I/O error on {path}: {exc.strerror or exc}")
 
 
-def _free_bytes(path: Path) -> int:
+def free_bytes(path: Path) -> int:
+    """Free space on the file system holding `path` (or its nearest existing parent)."""
     for candidate in (path, *path.parents):
         try:
             return shutil.disk_usage(candidate).free

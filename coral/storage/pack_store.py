@@ -15,7 +15,6 @@ XXH3-128 of its decoded bytes; `verify` (fsck) re-hashes everything against the 
 from __future__ import annotations
 
 import builtins
-import os
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -45,6 +44,7 @@ from coral.storage.loose import LOOSE_KINDS, LooseObjects
 from coral.storage.maintenance import BackgroundRepack
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack import KINDS, NOT_A_CHUNK, PackWriter, pack_key, record_checksum
+from coral.storage.pack_files import PackFiles
 from coral.storage.pack_index import Location, PackIndex
 from coral.storage.promisor import Promisor
 
@@ -76,9 +76,7 @@ class PackStore(WeightStore):
         self._cache = ChunkCache(self.config.cache_bytes)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._fds: dict[str, int] = {}
-        self._retired: builtins.list[int] = []  # fds of packs deleted meanwhile (closed at close)
-        self._fd_lock = threading.Lock()
+        self._packs = PackFiles(lambda pack_id: self.backend.path(pack_key(pack_id)))
         self._write_lock = threading.Lock()
         self.maintenance = BackgroundRepack(self.repack)
         self.repository: Any = None  # the repository owning this store, if any (for remotes)
@@ -101,18 +99,11 @@ class PackStore(WeightStore):
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None
-        with self._fd_lock:
-            for fd in [*self._fds.values(), *self._retired]:
-                os.close(fd)
-            self._fds.clear()
-            self._retired.clear()
+        self._packs.close()
 
     def retire_pack(self, pack_id: str) -> None:
         """Forget the open file of a pack that is being deleted."""
-        with self._fd_lock:
-            fd = self._fds.pop(pack_id, None)
-            if fd is not None:
-                self._retired.append(fd)
+        self._packs.forget(pack_id)
 
     def kinds(self) -> builtins.list[str]:
         """Every object kind the store can hold."""
@@ -156,14 +147,7 @@ class PackStore(WeightStore):
     def _pread(self, loc: Location) -> bytes:
         if not self.backend.capabilities.local_path:
             return self.backend.get(pack_key(loc.pack_id), loc.offset, loc.length)
-        with self._fd_lock:
-            fd = self._fds.get(loc.pack_id)
-            if fd is None:
-                if len(self._fds) >= 256:  # a reader may still use it: retire, don't close
-                    self._retired.append(self._fds.pop(next(iter(self._fds))))
-                fd = os.open(self.backend.path(pack_key(loc.pack_id)), os.O_RDONLY)
-                self._fds[loc.pack_id] = fd
-        data = os.pread(fd, loc.length, loc.offset)
+        data = self._packs.pread(loc.pack_id, loc.length, loc.offset)
         if len(data) != loc.length:
             raise CorruptObjectError(
                 loc.entry.object_id, self.where(loc.kind, loc.entry.object_id), "record truncated"

@@ -10,13 +10,13 @@ violations) pass through unchanged.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from coral.errors import CoralError, DatabaseDamagedError, DiskFullError
+from coral.storage.backend import free_bytes
 
 T = TypeVar("T")
 
@@ -50,16 +50,6 @@ class DatabaseWriteError(CoralError, sqlite3.OperationalError):
 def primary_code(exc: BaseException) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
     return code & 0xFF if isinstance(code, int) else None
-
-
-def free_bytes(path: Path) -> int:
-    """Free space on the file system holding `path` (or its nearest existing parent)."""
-    for candidate in (path, *path.parents):
-        try:
-            return shutil.disk_usage(candidate).free
-        except OSError:
-            continue
-    return 0
 
 
 def disk_full(path: Path, what: str = "writing") -> DatabaseFullError:

@@ -202,7 +202,7 @@ class _Checker:
                 self.bad.add((kind, oid))
                 self.report.add(kind, oid, self._file(kind, oid), exc.reason)
             except ObjectNotFoundError:
-                pass
+                pass  # removed while we listed (gc), as above: not a problem
 
     def sort_broken_chains(self) -> None:
         """A chunk whose delta base is gone is a problem when a reachable tensor needs it, and

@@ -4,7 +4,7 @@ renders a template; long lists come a page at a time."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from starlette.requests import Request
@@ -19,7 +19,12 @@ from coral.porcelain.dashboard import (
     remotes,
     tensor_page,
 )
-from coral.porcelain.history import decorations, linked_experiments, tensor_detail
+from coral.porcelain.history import (
+    commit_subject,
+    decorations,
+    linked_experiments,
+    tensor_detail,
+)
 from coral.utils.comparison import CATEGORY_ORDER
 from coral.utils.report_format import change, similarity_text
 from coral.version_control.diff import natural_key
@@ -58,8 +63,8 @@ def overview(request: Request) -> HTMLResponse:
         head = repo.head()
         history = state.history(None)
         latest = history.commits[0] if history.commits else None
-        branches = [(b, _subject(repo, b.commit_hash)) for b in repo.list_branches()]
-        tags = [(t, _subject(repo, t.commit_hash)) for t in repo.list_tags()]
+        branches = [(b, commit_subject(repo, b.commit_hash)) for b in repo.list_branches()]
+        tags = [(t, commit_subject(repo, t.commit_hash)) for t in repo.list_tags()]
         feed = activity_feed(repo, 15)
         staged = len(repo.staged_changes())
         remote_count = len(remotes(repo))
@@ -78,14 +83,6 @@ def overview(request: Request) -> HTMLResponse:
         remote_count=remote_count,
         path=str(repo.path),
     )
-
-
-def _subject(repo: Any, commit_hash: str) -> str:
-    try:
-        lines = repo.read_commit(commit_hash).message.strip().splitlines()
-    except Exception:  # a ref to a commit this repository lacks
-        return ""
-    return lines[0] if lines else ""
 
 
 # -- history ------------------------------------------------------------------------------------
@@ -147,7 +144,7 @@ def commit(
         c = tensors.commit
         refs = decorations(repo).get(c.commit_hash, [])
         experiments = linked_experiments(repo, [c]).get(c.commit_hash, [])
-        parents = [(p, _subject(repo, p)) for p in c.parent_hashes]
+        parents = [(p, commit_subject(repo, p)) for p in c.parent_hashes]
     return page(
         request,
         "commit.html",

@@ -226,18 +226,8 @@ def bar_chart(
         return _empty(width, height, cls, "nothing to plot")
     left, right, top, bottom = 48, 8, 10, 36
     pw, ph = width - left - right, height - top - bottom
-    hi = max(v for _, v in bars) or 1.0
-    ticks = nice_ticks(0.0, hi, 4)
-    hi = max(hi, ticks[-1])
+    hi, body = _value_grid(max(v for _, v in bars), left, top, pw, ph, value_text)
     slot = pw / len(bars)
-    body = []
-    for t in ticks:
-        y = top + ph - t / hi * ph
-        body.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eeeeee"/>'
-            f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end" fill="#616161">'
-            f"{escape(value_text(t))}</text>"
-        )
     step = max(1, math.ceil(len(bars) / max(1, pw // 28)))  # labels at least 28 px apart
     for i, (name, v) in enumerate(bars):
         h = v / hi * ph
@@ -290,18 +280,8 @@ def stacked_bars(
         return _empty(width, height, cls, "nothing to plot")
     left, right, top, bottom = 64, 8, 26, 36
     pw, ph = width - left - right, height - top - bottom
-    hi = max(sum(v) for _, v, _ in rows) or 1.0
-    ticks = nice_ticks(0.0, hi, 4)
-    hi = max(hi, ticks[-1])
+    hi, body = _value_grid(max(sum(v) for _, v, _ in rows), left, top, pw, ph, value_text)
     slot = pw / len(rows)
-    body = []
-    for t in ticks:
-        y = top + ph - t / hi * ph
-        body.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eeeeee"/>'
-            f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end" fill="#616161">'
-            f"{escape(value_text(t))}</text>"
-        )
     step = max(1, math.ceil(len(rows) / max(1, pw // 80)))
     for i, (name, values, tip) in enumerate(rows):
         x = left + i * slot + slot * 0.1
@@ -327,3 +307,27 @@ def stacked_bars(
         )
         lx += 34 + len(part) * 6.2
     return _svg(width, height, body, cls, "stacked bars")
+
+
+def _value_grid(
+    top_value: float,
+    left: int,
+    top: int,
+    pw: int,
+    ph: int,
+    value_text: Callable[[float], str],
+) -> tuple[float, list[str]]:
+    """The y scale's top (a round tick at or above `top_value`) and its gridlines with labels,
+    for bars that grow up from zero."""
+    hi = top_value or 1.0
+    ticks = nice_ticks(0.0, hi, 4)
+    hi = max(hi, ticks[-1])
+    body = []
+    for t in ticks:
+        y = top + ph - t / hi * ph
+        body.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eeeeee"/>'
+            f'<text x="{left - 5}" y="{y + 4:.1f}" text-anchor="end" fill="#616161">'
+            f"{escape(value_text(t))}</text>"
+        )
+    return hi, body

@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from coral.cli.diff_view import tensor_filter
 from coral.cli.main import app
+from coral.porcelain.compare import tensor_select
 from coral.version_control.repository import Repository
 from tests.cli.conftest import Invoke, assert_user_error
 from tests.cli.test_output_80 import ONE_ULP, build_bert_repo
@@ -108,7 +108,7 @@ def test_text_ascii_html_png_and_json_agree(
     cards = _html_cards(html)
     as_html = tuple(cards[k] for k in ("changed", "shape changed", "added", "removed", "identical"))
     with Repository(bert_repo) as repo:
-        diff = comparison_of_diff(repo.diff(a, b, select=tensor_filter(None, False)))
+        diff = comparison_of_diff(repo.diff(a, b, select=tensor_select(None, False)))
     fig = overview_figure(diff)
     as_png = _counts(fig.get_suptitle())
     assert text == ascii_counts == as_json == as_html == as_png, (text, as_html, as_png)

@@ -148,7 +148,7 @@ class _Recorder(BaseHTTPRequestHandler):
         self.wfile.write(b"OK")
 
     def log_message(self, *args: object) -> None:
-        pass
+        """Quiet: requests are read from `seen`, not from stderr."""
 
 
 def test_reachability_check_sends_the_credentials_as_basic_auth() -> None:

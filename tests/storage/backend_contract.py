@@ -75,7 +75,7 @@ class BackendContract:
 
     @pytest.fixture
     def backend(self) -> Backend:
-        raise NotImplementedError("a BackendContract subclass provides the `backend` fixture")
+        pytest.fail(f"{type(self).__name__} must provide the `backend` fixture (BackendContract)")
 
     # -- put / get -----------------------------------------------------------------------------
     def test_put_get_round_trip_bytes(self, backend: Backend) -> None:
