@@ -69,16 +69,19 @@ class Pane:
     def flag(self, name: str) -> str:
         return self.tmux("display-message", "-p", "-t", "t", f"#{{{name}}}").strip()
 
-    def wait_for(self, text: str) -> str:
-        """The screen once `text` is on it (polled; fails after WAIT_S)."""
+    def wait_for(self, *texts: str) -> str:
+        """The first screen showing every one of `texts` (polled; fails after WAIT_S).
+
+        Waiting for all of them at once matters: the terminal may be captured mid-paint, with
+        one part of the frame drawn and another not yet."""
         deadline = time.monotonic() + WAIT_S
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+        raise AssertionError(f"{texts!r} never all appeared; the screen was:\n{screen}")
 
     def close(self) -> None:
         subprocess.run([str(TMUX), "-L", self.socket, "kill-server"], capture_output=True)
@@ -99,20 +102,21 @@ def test_coral_browse_in_a_real_terminal(pane: Pane) -> None:
     pane.wait_for("ready-marker")
     assert pane.flag("alternate_on") == "0"
     pane.type_line("coral browse; echo exit=$?")
-    screen = pane.wait_for("fine-tune")
+    first_frame = ("fine-tune", "on main", "(HEAD -> main)", "* main", "Log: all refs", "|\\")
+    screen = pane.wait_for(*first_frame)
     assert pane.flag("alternate_on") == "1"
     lines = screen.splitlines()
     assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
     assert "Refs" in screen and "Log: all refs" in screen and "* main" in screen
     assert "on main" in screen.splitlines()[0]
     assert "(HEAD -> main)" in screen and "|\\" in screen  # the merge is drawn
-    assert "encoder.layer.0.attn.weight" in pane.wait_for("config.json")  # the detail pane
+    pane.wait_for("config.json", "encoder.layer.0.attn.weight")  # the detail pane
     pane.keys("?")
-    assert "jump to ref" in pane.wait_for("Keys (Esc closes)")
+    pane.wait_for("Keys (Esc closes)", "jump to ref")
     pane.keys("Escape")
     pane.keys("Down", "Down")  # to "fine-tune the head" (past a connector line)
     pane.keys("d")
-    assert "2 changed" in pane.wait_for("training-state tensors hidden")
+    pane.wait_for("training-state tensors hidden", "2 changed")
     pane.keys("Escape")
     pane.wait_for("Log: all refs")
     pane.keys("q")
