@@ -25,7 +25,7 @@ AZURITE := azurite@3.35.0
 STAMP_AZURITE := $(NODE_DIR)/.stamp-$(subst @,-,$(AZURITE))
 # binary:Debian package pairs the test suite needs (real servers, headless browser, a real
 # terminal for `coral browse`)
-TEST_DEBS := redis-server:redis-server chromium:chromium tmux:tmux
+TEST_DEBS := redis-server:redis-server chromium:chromium tmux:tmux dot:graphviz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint bench clean test-debs venv .venv

@@ -5,8 +5,13 @@ Each python block runs on its own, as a script, in a fresh temporary working dir
 interpreter running the tests; blocks run two at a time (the slow ones — those importing
 Lightning, transformers or Keras — first), so the whole file stays well under a minute.
 A block whose first line is `# readme-test: skip (needs a server)` is skipped: the registry and
-experiments tests cover those APIs against real servers. Bash blocks are never run (they name
-the reader's own files); their `coral ...` lines are checked against the CLI's own definition.
+experiments tests cover those APIs against real servers.
+
+A bash block whose first line is `# readme-test: run` is a shell session run as written
+(`bash -e`, `coral` on PATH), in a fresh folder where the nearest python block above it whose
+first line is `# readme-test: fixture` has run first (it writes the files the session uses).
+Other bash blocks name the reader's own files and are not run; their `coral ...` lines are
+checked against the CLI's own definition.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SKIP_MARKER = "# readme-test: skip"
+RUN_MARKER = "# readme-test: run"
+FIXTURE_MARKER = "# readme-test: fixture"
 SLOW_IMPORTS = ("lightning", "transformers", "keras")
 TIMEOUT_S = 180
 WORKERS = 2
@@ -40,9 +47,17 @@ class Block:
     code: str
 
     @property
+    def first_line(self) -> str:
+        return self.code.lstrip().splitlines()[0] if self.code.strip() else ""
+
+    @property
     def skipped(self) -> bool:
-        first = self.code.lstrip().splitlines()[0] if self.code.strip() else ""
-        return first.startswith(SKIP_MARKER)
+        return self.first_line.startswith(SKIP_MARKER)
+
+    @property
+    def session(self) -> bool:
+        """A bash block the suite runs."""
+        return self.lang == "bash" and self.first_line.startswith(RUN_MARKER)
 
     @property
     def slow(self) -> bool:
@@ -60,6 +75,13 @@ def blocks(lang: str) -> list[Block]:
 
 PYTHON = blocks("python")
 BASH = blocks("bash")
+SESSIONS = [b for b in BASH if b.session]
+
+
+def fixture_for(session: Block) -> Block | None:
+    """The nearest `# readme-test: fixture` python block above `session`."""
+    above = [b for b in PYTHON if b.line < session.line and b.first_line.startswith(FIXTURE_MARKER)]
+    return above[-1] if above else None
 
 
 def _env() -> dict[str, str]:
@@ -77,28 +99,49 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _script(block: Block, folder: Path) -> list[str]:
+    """Write `block` into `folder` as a script; the command line that runs it there."""
+    suffix = "sh" if block.lang == "bash" else "py"
+    script = folder / f"readme_line_{block.line}.{suffix}"
+    script.write_text(block.code, encoding="utf-8")
+    return ["bash", "-ex", script.name] if block.lang == "bash" else [sys.executable, script.name]
+
+
+Completed = subprocess.CompletedProcess[str]
+
+
+def _run_script(block: Block, folder: Path, env: dict[str, str]) -> Completed:
+    try:
+        return subprocess.run(
+            _script(block, folder),
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+        return subprocess.CompletedProcess(exc.cmd, -1, out, f"timed out after {TIMEOUT_S}s")
+
+
 def _run(block: Block) -> subprocess.CompletedProcess[str]:
+    """Run a python block, or a shell session after its fixture, in a fresh folder."""
+    env = _env()
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    fixture = fixture_for(block) if block.session else None
     with tempfile.TemporaryDirectory(prefix="coral-readme-") as tmp:
-        script = Path(tmp) / f"readme_line_{block.line}.py"
-        script.write_text(block.code, encoding="utf-8")
-        try:
-            return subprocess.run(
-                [sys.executable, script.name],
-                cwd=tmp,
-                env=_env(),
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-            return subprocess.CompletedProcess(exc.cmd, -1, out, f"timed out after {TIMEOUT_S}s")
+        if fixture is not None:
+            prepared = _run_script(fixture, Path(tmp), env)
+            if prepared.returncode != 0:
+                return prepared
+        return _run_script(block, Path(tmp), env)
 
 
 @pytest.fixture(scope="module")
 def results() -> Iterator[dict[int, Future[subprocess.CompletedProcess[str]]]]:
     """Every runnable block started at once (WORKERS at a time, slow ones first)."""
-    runnable = sorted((b for b in PYTHON if not b.skipped), key=lambda b: not b.slow)
+    runnable = sorted((b for b in [*PYTHON, *SESSIONS] if not b.skipped), key=lambda b: not b.slow)
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         yield {b.line: pool.submit(_run, b) for b in runnable}
 
@@ -121,6 +164,19 @@ def test_python_block_runs(
     )
 
 
+@pytest.mark.parametrize("block", SESSIONS, ids=[f"line{b.line}" for b in SESSIONS])
+def test_shell_session_runs(
+    block: Block, results: dict[int, Future[subprocess.CompletedProcess[str]]]
+) -> None:
+    fixture = fixture_for(block)
+    proc = results[block.line].result()
+    assert proc.returncode == 0, (
+        f"README.md shell session at line {block.line} (fixture: line "
+        f"{fixture.line if fixture else None}) failed (exit {proc.returncode}):\n"
+        f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
+
+
 # -- bash blocks: `coral` commands and options must exist -------------------------------------
 def _click_command() -> object:
     import typer
@@ -137,6 +193,8 @@ def _options(command: object) -> set[str]:
 def coral_lines() -> list[tuple[int, str]]:
     out = []
     for block in BASH:
+        if block.session:
+            continue  # run as written instead (aliases and your own commands are real there)
         for i, line in enumerate(block.code.splitlines(), start=block.line + 1):
             if line.strip().startswith("coral "):
                 out.append((i, line.strip()))
