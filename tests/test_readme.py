@@ -213,7 +213,8 @@ def test_bash_blocks_use_real_commands_and_options() -> None:
         while tokens and tokens[0] in global_opts:  # -C PATH / --verbose before the command
             tokens = tokens[2:] if tokens[0] in ("-C", "--repo") else tokens[1:]
         command, path = root, []
-        while tokens and hasattr(command, "commands"):
+        # a group's own options end its subcommands (`coral serve --port 9000`)
+        while tokens and hasattr(command, "commands") and not tokens[0].startswith("-"):
             name = tokens.pop(0)
             sub = command.commands.get(name)  # type: ignore[attr-defined]
             if sub is None:

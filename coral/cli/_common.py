@@ -35,6 +35,7 @@ from typer._click import Context
 from typer._click.globals import get_current_context
 
 from coral.core.units import human_bytes as human_bytes  # shared with the reports
+from coral.core.units import parse_size as parse_size  # shared with the CI schema
 from coral.errors import CoralError
 
 if TYPE_CHECKING:
@@ -216,36 +217,6 @@ def _parse_value(value: str) -> Any:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
-
-
-def parse_size(text: str) -> int:
-    """'5GB', '500MiB', '1024' -> bytes."""
-    units = {
-        "": 1,
-        "b": 1,
-        "k": 1000,
-        "kb": 1000,
-        "kib": 1024,
-        "m": 1000**2,
-        "mb": 1000**2,
-        "mib": 1024**2,
-        "g": 1000**3,
-        "gb": 1000**3,
-        "gib": 1024**3,
-        "t": 1000**4,
-        "tb": 1000**4,
-        "tib": 1024**4,
-    }
-    s = text.strip().lower().replace(" ", "")
-    num = s.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = s[len(num) :]
-    try:
-        value = float(num)
-    except ValueError:
-        value = -1.0
-    if unit not in units or value <= 0:
-        raise CoralError(f"bad size {text!r}", hint="write sizes like 500MB, 2GiB or 1048576")
-    return int(value * units[unit])
 
 
 def fmt_float(x: float | None, spec: str = ".4g") -> str:

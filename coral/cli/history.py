@@ -23,10 +23,12 @@ from coral.cli._common import (
     phase_progress,
     progress,
 )
+from coral.cli.collab import print_comments, review_line
 from coral.cli.diff_view import print_file_changes
 from coral.cli.tables import Column, FitTable
 from coral.core.training_names import is_training_state
 from coral.errors import CoralError, RefNotFoundError
+from coral.porcelain.collab import collaboration
 from coral.porcelain.compare import tensor_select
 from coral.porcelain.history import (
     commit_detail,
@@ -214,8 +216,9 @@ def show(
         _show_tensor(repo, ref, name, json_output)
         return
     detail = commit_detail(repo, ref, layers=layers, include_training_state=include_training_state)
+    collab = collaboration(repo, detail.commit.commit_hash)
     if json_output:
-        emit_json(detail.to_dict())
+        emit_json({**detail.to_dict(), **collab.to_dict()})
         return
     commit, entries = detail.commit, [t.entry for t in detail.tensors]
     console = out()
@@ -232,10 +235,16 @@ def show(
     if commit.metrics:
         for line in _wrapped("Metrics: ", _metric_items(commit.metrics), console.width):
             console.print(line)
+    if collab.review is not None:
+        console.print(f"Review: {review_line(collab.review)}")
     console.print()
     for line in commit.message.strip().splitlines():
         console.print(f"    {escape(line)}")
     console.print()
+    if collab.comments:
+        console.print(f"Comments ({len(collab.comments)}):")
+        print_comments(console, collab.comments, indent="  ")
+        console.print()
     table = FitTable(
         [
             Column("name", key=True),

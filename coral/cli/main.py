@@ -7,15 +7,20 @@ problem) prints `error: ...` and `hint: ...` on stderr and exits 1; usage mistak
 
 The global options `--repo/-C PATH` and `--verbose/-v` may come before the command or after it
 (`coral -C repo log` = `coral log -C repo`): every command and group also accepts them.
+
+Before click parses anything, `dispatch.plan` expands aliases, finds scripts in
+`.coral/commands/` and rewrites two-word spellings (`coral import onnx FILE`).
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import io
 import os
 import pkgutil
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -26,10 +31,11 @@ import typer
 from rich.markup import escape
 from typer._click import Command, Context, Parameter
 from typer._click import exceptions as click_exceptions
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 import coral
 import coral.cli
+from coral.cli import dispatch
 from coral.cli._common import err, state
 from coral.core.redact import redact_text
 from coral.errors import CoralError
@@ -82,6 +88,8 @@ def _silence_stdout() -> None:
 
 GLOBAL_OPTIONS = ("repo", "verbose")  # root options every command accepts too
 GLOBAL_PANEL = "Global options"
+EXTRAS_PANEL = "Aliases and scripts"
+_SENTENCE_END = re.compile(r"(?<![.])(?<!e\.g)(?<!i\.e)\.(?=\s|$)")
 
 
 def _set_repo(ctx: Context, param: Parameter, value: Any) -> Any:
@@ -121,14 +129,53 @@ def accept_global_options(command: Command, options: Sequence[Parameter]) -> Non
         accept_global_options(sub, options)
 
 
+def summarize(command: Command) -> None:
+    """Give `command` (and every command below it) a one-line summary for `--help` lists:
+    the first sentence of its help, its hard line breaks joined."""
+    if command.short_help is None and command.help:
+        first = inspect.cleandoc(command.help).split("\n\n")[0]
+        flat = " ".join(first.split())
+        end = _SENTENCE_END.search(flat)
+        command.short_help = flat[: end.end()] if end else flat
+    for sub in getattr(command, "commands", {}).values():
+        summarize(sub)
+
+
 class CoralGroup(TyperGroup):
     """The root group: runs subcommands and turns every failure into error/hint lines."""
+
+    _argv: Sequence[str] = ()
+    _extras: dict[str, str] | None = None
 
     def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:
             accept_global_options(command, [p for p in self.params if p.name in GLOBAL_OPTIONS])
+            summarize(command)
+        elif cmd_name in self.extras():
+            command = TyperCommand(
+                cmd_name,
+                callback=_not_expanded,
+                help=self.extras()[cmd_name],
+                rich_help_panel=EXTRAS_PANEL,
+                add_help_option=False,
+                context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+            )
         return command
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return names + [n for n in self.extras() if n not in self.commands]
+
+    def extras(self) -> dict[str, str]:
+        """Aliases and scripts of the repository the arguments name, with their help lines."""
+        if self._extras is None:
+            self._extras = dispatch.extras(self._argv, Path.cwd())
+        return self._extras
+
+    def shape(self, name: str) -> dispatch.Shape | None:
+        command = self.commands.get(name)
+        return dispatch.Shape.of(command) if command is not None else None
 
     def invoke(self, ctx: Context) -> Any:
         try:
@@ -160,9 +207,23 @@ class CoralGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         """Run with errors reported as `error:`/`hint:` lines; exit (or return) the code."""
+        self._argv = list(sys.argv[1:] if args is None else args)
+        self._extras = None
+        try:
+            planned = dispatch.plan(self._argv, self.shape)
+            if planned.script is not None:
+                code = dispatch.run_script(planned)
+                if standalone_mode:
+                    sys.exit(code)
+                return code
+        except CoralError as exc:
+            _report(exc.message, exc.hint)
+            if standalone_mode:
+                sys.exit(EXIT_ERROR)
+            return EXIT_ERROR
         try:
             rv = super().main(
-                args=args,
+                args=planned.args,
                 prog_name=prog_name,
                 complete_var=complete_var,
                 standalone_mode=False,
@@ -189,6 +250,13 @@ class CoralGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _not_expanded() -> None:
+    raise CoralError(
+        "this alias or script names another repository",
+        hint="give -C PATH before the command name",
+    )
 
 
 app = typer.Typer(

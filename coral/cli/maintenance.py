@@ -27,6 +27,7 @@ from coral.cli._common import (
 from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError, DatabaseDamagedError, NotARepositoryError
 from coral.storage.base import StoreStats
+from coral.version_control.audit import audited, current_actor
 from coral.version_control.db_errors import damage_reason
 from coral.version_control.fsck import FsckReport
 from coral.version_control.repo_config import DB_FILE
@@ -56,8 +57,14 @@ def gc(
     """Delete objects that no branch, tag, reflog entry or staged change needs, and the weights
     of pruned checkpoints (retention) that no branch, tag or HEAD names."""
     repo = open_repo()
-    with phase_progress() as progress:
-        result = repo.gc(dry_run=dry_run, progress=progress)
+    if dry_run:  # changes nothing: not audited
+        with phase_progress() as progress:
+            result = repo.gc(dry_run=True, progress=progress)
+    else:
+        with audited(repo.database, "gc", actor=current_actor(repo.config)) as note:
+            with phase_progress() as progress:
+                result = repo.gc(progress=progress)
+            note.detail.update(removed=result.removed, freed_bytes=result.freed_bytes)
     if json_output:
         emit_json(result.to_dict())
         return

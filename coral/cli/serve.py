@@ -1,7 +1,9 @@
-"""`coral serve` (the web dashboard) and `coral share REF --link` (its URL for a commit, a
-diff or a tensor).
+"""`coral serve` (the web dashboard; with `--remote` the repository as an HTTP remote too),
+`coral serve token create|list|revoke` (the remote's ACL file) and `coral share REF --link`
+(the dashboard's URL for a commit, a diff or a tensor).
 
-FastAPI and uvicorn are imported only when `coral serve` runs; `coral share` needs neither.
+FastAPI and uvicorn are imported only when `coral serve` runs; `coral share` and the token
+commands need neither.
 """
 
 from __future__ import annotations
@@ -19,9 +21,22 @@ from coral.web import access, links
 
 ORDER = 36  # after `coral browse` in `coral --help`
 PANEL = "History"
+serve_app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+token_app = typer.Typer(
+    help="Tokens of the HTTP remote (`coral serve --remote --acl FILE`): hashes in FILE.",
+    no_args_is_help=True,
+)
+serve_app.add_typer(token_app, name="token")
+ACL = Annotated[
+    Path,
+    typer.Option("--acl", help="The ACL file (TOML) holding the tokens' hashes.", dir_okay=False),
+]
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
+@serve_app.callback()
 def serve(
+    ctx: typer.Context,
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; beyond loopback needs a token.")
     ] = "127.0.0.1",
@@ -39,12 +54,33 @@ def serve(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No request log.")] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Also serve the repository as an HTTP remote at /remote/ (clone, fetch, "
+            "pull; push with --acl).",
+        ),
+    ] = False,
+    acl: Annotated[
+        Path | None,
+        typer.Option(
+            "--acl",
+            help="Tokens and what each may read and push (implies --remote); see "
+            "`coral serve token create`.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a read-only web dashboard of the repository (Ctrl-C stops).
 
     History with its graph, commits, diffs with the block heatmap, metrics and experiment
     curves, storage, remotes and publishes, and a JSON API under /api/. Binds 127.0.0.1 unless
-    told otherwise; any other address needs --token or --token-file."""
+    told otherwise; any other address needs --token or --token-file. With --remote the
+    repository is also a remote at /remote/ that `coral clone / fetch / pull / push` use:
+    read-only without --acl; with it, each request needs a token from the ACL file."""
+    if ctx.invoked_subcommand is not None:
+        return
     if token is not None and token_file is not None:
         raise CoralError("give --token or --token-file, not both")
     if token_file is not None:
@@ -58,7 +94,7 @@ def serve(
             f"coral serve needs FastAPI and uvicorn ({exc})", hint="pip install 'coral-vcs[web]'"
         ) from None
     repo = open_repo()
-    app = create_app(repo, token=token)
+    app = create_app(repo, token=token, remote=remote, acl=acl)
     base = links.base_url(host, port)
     record = links.ServerRecord(base, token, os.getpid())
     written = links.write_record(repo.coral_dir, record)
@@ -67,7 +103,14 @@ def serve(
     console.print(f"  {escape(links.share_url(base, '/', token))}")
     if written is None:
         console.print("[dim](read-only repository: `coral share` needs --url)[/dim]")
-    console.print("[dim]read-only; Ctrl-C stops[/dim]")
+    if remote or acl is not None:
+        url = escape(f"{base}/remote/")
+        if acl is None:
+            console.print(f"HTTP remote (read-only: push needs --acl): {url}")
+        else:
+            count = len(app.state.remote.acl.current().tokens)
+            console.print(f"HTTP remote: {url} ({count} tokens in {escape(str(acl))})")
+    console.print("[dim]the dashboard is read-only; Ctrl-C stops[/dim]")
     try:
         serve_forever(app, host, port, quiet=quiet)
     finally:
@@ -134,6 +177,76 @@ def share(
         )
 
 
+# -- coral serve token ... ----------------------------------------------------------------------
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="Who holds it (recorded in the audit log).")],
+    acl: ACL,
+    write: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--write", help="Branches it may push: a name or pattern (`feature/*`); repeatable."
+        ),
+    ] = None,
+    read: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--read", help="Branches it may fetch (default `*`: all, and tags); repeatable."
+        ),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Issue a new secret for an existing name.")
+    ] = False,
+    json_output: JSON = False,
+) -> None:
+    """Create a token and print it, once: the ACL file keeps only its SHA-256.
+
+    Clients send it as `CORAL_REMOTE_TOKEN`. Patterns match branch names (`main`,
+    `feature/*`) and `tags/NAME`; write implies read. A running `coral serve` sees the new
+    token at once."""
+    from coral.web.acl import AccessList
+
+    acl_list = AccessList.load(acl, missing_ok=True)
+    secret = acl_list.create(name, read=read or (), write=write or (), replace=replace)
+    entry = acl_list.tokens[name]
+    if json_output:
+        emit_json({**entry.public_dict(), "token": secret, "acl": str(acl)})
+        return
+    out().print(secret, markup=False, soft_wrap=True)
+    err().print(
+        f"[dim]token {escape(name)}: read {escape(', '.join(entry.read) or '-')}; write "
+        f"{escape(', '.join(entry.write) or '-')}. It is shown only now; "
+        f"{escape(str(acl))} keeps its hash.[/dim]"
+    )
+
+
+@token_app.command("list")
+def token_list(acl: ACL, json_output: JSON = False) -> None:
+    """The tokens of an ACL file and what each may do (never the secrets)."""
+    from coral.web.acl import AccessList
+
+    entries = sorted(AccessList.load(acl).tokens.values(), key=lambda e: e.name)
+    if json_output:
+        emit_json([e.public_dict() for e in entries])
+        return
+    if not entries:
+        err().print(f"no tokens in {escape(str(acl))}")
+    for e in entries:
+        out().print(
+            f"{e.name}  read: {', '.join(e.read) or '-'}  write: {', '.join(e.write) or '-'}",
+            markup=False,
+        )
+
+
+@token_app.command("revoke")
+def token_revoke(name: Annotated[str, typer.Argument(help="The token's name.")], acl: ACL) -> None:
+    """Remove a token: the next request that carries it is refused (401)."""
+    from coral.web.acl import AccessList
+
+    AccessList.load(acl).revoke(name)
+    out().print(f"revoked token {escape(name)}")
+
+
 def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel=PANEL)(serve)
+    app.add_typer(serve_app, name="serve", rich_help_panel=PANEL)
     app.command(rich_help_panel=PANEL)(share)

@@ -113,16 +113,32 @@ def commit(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Commit even if nothing changed.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Record this training config (hashed; kept when small)."),
+    ] = None,
+    dataset: Annotated[
+        list[Path] | None,
+        typer.Option("--dataset", help="Record this dataset file or folder's hash (repeatable)."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Record the model this fine-tunes: a ref, or a name."),
+    ] = None,
 ) -> None:
     """Record the staged tensors as a new commit."""
+    from coral.cli.provenance import recorded_provenance
+
     repo = open_repo()
     metrics = parse_metrics(metric)
     if not allow_empty:
         refuse_empty_commit(repo)
+    metadata = {"metrics": metrics} if metrics else {}
+    metadata.update(recorded_provenance(repo, config, dataset, base))
     commit_hash = repo.commit(
         message,
         author=author,
-        metadata={"metrics": metrics} if metrics else None,
+        metadata=metadata or None,
         allow_empty=allow_empty,
     )
     print_commit_line(repo, commit_hash, message)

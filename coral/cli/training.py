@@ -26,6 +26,7 @@ def _commit_import(
     message: str | None,
     author: str | None,
     json_output: bool,
+    info: Mapping[str, Any] | None = None,
 ) -> None:
     repo = open_repo()
     weights = load(path)
@@ -39,7 +40,7 @@ def _commit_import(
         commit = repo.commit(
             msg,
             author=author,
-            metadata={"import": {"source": str(path), "format": fmt}},
+            metadata={"import": {"source": str(path), "format": fmt, **(info or {})}},
             allow_empty=False,
         )
     except NothingToCommitError as exc:
@@ -48,9 +49,15 @@ def _commit_import(
             hint="the checkpoint is already committed",
         ) from exc
     if json_output:
-        emit_json({"commit_hash": commit, "tensors": len(weights), "format": fmt})
+        emit_json({"commit_hash": commit, "tensors": len(weights), "format": fmt, **(info or {})})
         return
-    out().print(escape(f"imported {len(weights)} tensors ({fmt}) from {path} as {commit[:10]}"))
+    out().print(
+        escape(f"imported {len(weights)} tensors ({fmt}) from {path.name} as {commit[:10]}")
+    )
+    producer = (info or {}).get("onnx") or {}
+    if producer.get("producer"):
+        made = f"{producer['producer']} {producer.get('producer_version') or ''}".strip()
+        out().print(escape(f"  made by {made}, opsets {producer.get('opsets') or {}}"))
 
 
 _MESSAGE = typer.Option("--message", "-m", help="Commit message (default: 'Import PATH').")
@@ -64,10 +71,13 @@ def import_onnx(
     author: Annotated[str | None, _AUTHOR] = None,
     json_output: Annotated[bool, _JSON] = False,
 ) -> None:
-    """Commit the initializers (weights) of an ONNX model."""
-    from coral.integrations.onnx_io import load_onnx_initializers
+    """Commit the initializers (weights) of an ONNX model, and who made it."""
+    from coral.integrations.onnx_io import read_onnx
 
-    _commit_import(path, "onnx", load_onnx_initializers, message, author, json_output)
+    weights, info = read_onnx(path)
+    _commit_import(
+        path, "onnx", lambda _: weights, message, author, json_output, info={"onnx": info}
+    )
 
 
 def import_tensorflow(
@@ -123,12 +133,16 @@ def export_onnx(
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail unless every weight and initializer match up.")
     ] = False,
+    history: Annotated[
+        int,
+        typer.Option("--history", min=0, help="Commits listed in the model's coral.history."),
+    ] = 10,
     json_output: Annotated[bool, _JSON] = False,
 ) -> None:
-    """Write a commit's weights into the initializers of an ONNX graph."""
+    """Write a commit's weights into the initializers of an ONNX graph, with its history."""
     from coral.integrations.onnx_io import export_onnx as export
 
-    report = export(open_repo(), ref, template, output, strict=strict)
+    report = export(open_repo(), ref, template, output, strict=strict, history=history)
     if json_output:
         emit_json(
             {
@@ -137,6 +151,7 @@ def export_onnx(
                 "replaced": report.replaced,
                 "kept": report.kept,
                 "unused": report.unused,
+                "history": history,
             }
         )
         return

@@ -47,15 +47,33 @@ def import_(
     replace: Annotated[
         bool, typer.Option("--replace", help="Remove HEAD tensors that are not in the checkpoint.")
     ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Record this training config (hashed; kept when small)."),
+    ] = None,
+    dataset: Annotated[
+        list[Path] | None,
+        typer.Option("--dataset", help="Record this dataset file or folder's hash (repeatable)."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Record the model this fine-tunes: a ref, or a name (default for a Hugging "
+            "Face folder: its config.json's _name_or_path).",
+        ),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Stage a checkpoint (and a model folder's files) and commit it (`coral add` +
     `coral commit`)."""
+    from coral.cli.provenance import recorded_provenance
     from coral.porcelain.add import load_paths
     from coral.porcelain.import_ import import_checkpoint
 
     repo = open_repo()
     (ckpt,) = load_paths([path], prefix)
+    recorded = recorded_provenance(repo, config, dataset, base)
     with progress(f"importing {len(ckpt.weights)} tensors", len(ckpt.weights)) as bar:
         result = import_checkpoint(
             repo,
@@ -67,6 +85,7 @@ def import_(
             prefix=prefix,
             replace=replace,
             progress=bar,
+            provenance=recorded,
         )
     added = result.added
     if json_output:

@@ -165,7 +165,9 @@ def _prepare(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = rows.astype(np.float32)
     hi = x.max(axis=1)
     lo = x.min(axis=1)
-    if not np.isfinite(hi - lo).all():  # NaN or ±inf somewhere (hi - lo is inf/NaN then)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: no warning, just NaN
+        finite = bool(np.isfinite(hi - lo).all())
+    if not finite:  # NaN or ±inf somewhere (hi - lo is inf/NaN then)
         x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         hi = x.max(axis=1)
         lo = x.min(axis=1)

@@ -118,8 +118,14 @@ class CoralTrainerCallback(TrainerCallback):
         if self.manager is not None:
             self.manager.close()
         integration = HFTrainerIntegration(model, optimizer, lr_scheduler, state)
+        to_dict = getattr(args, "to_sanitized_dict", None) or getattr(args, "to_dict", None)
         self.manager = CheckpointManager(
-            self.repo, config=self.config, branch=self.branch, integration=integration
+            self.repo,
+            config=self.config,
+            branch=self.branch,
+            integration=integration,
+            run_config=to_dict() if callable(to_dict) else None,  # the TrainingArguments
+            base_model=getattr(getattr(model, "config", None), "_name_or_path", None) or None,
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

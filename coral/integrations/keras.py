@@ -90,11 +90,17 @@ class CoralKerasCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Any = None) -> None:
         if self.manager is None:
+            optimizer = getattr(self.model, "optimizer", None)
+            get_config = getattr(optimizer, "get_config", None)
             self.manager = CheckpointManager(
                 self.repo,
                 config=self.config,
                 branch=self.branch,
                 integration=KerasIntegration(self.model),
+                run_config={  # what `fit` was given, and the optimizer's settings
+                    "params": dict(self.params or {}),
+                    "optimizer": get_config() if callable(get_config) else None,
+                },
             )
 
     def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:

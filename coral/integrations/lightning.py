@@ -170,6 +170,16 @@ def _metrics(trainer: pl.Trainer) -> dict[str, float]:
     return out
 
 
+def run_config(trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+    """What a checkpoint records as the run's config: the module's hyper-parameters
+    (`save_hyperparameters`) and the trainer's main settings."""
+    settings = ("max_epochs", "max_steps", "accumulate_grad_batches", "precision")
+    return {
+        "hparams": dict(getattr(pl_module, "hparams", None) or {}),
+        "trainer": {k: getattr(trainer, k, None) for k in settings},
+    }
+
+
 class CoralCheckpoint(Callback):
     """Commits Lightning checkpoints to a Coral branch by the rules of a `CheckpointConfig`.
 
@@ -204,7 +214,11 @@ class CoralCheckpoint(Callback):
         if self.manager is None:
             self._integration = LightningIntegration(trainer)
             self.manager = CheckpointManager(
-                self.repo, config=self.config, branch=self.branch, integration=self._integration
+                self.repo,
+                config=self.config,
+                branch=self.branch,
+                integration=self._integration,
+                run_config=run_config(trainer, pl_module),
             )
 
     def _at(self, hook: str) -> CheckpointManager | None:

@@ -6,7 +6,8 @@ into a given ONNX graph.
 
 `export_onnx` keeps the template's graph and replaces each initializer whose name is a weight of
 the commit (a tied weight's other names count too), after checking shape and dtype. The commit
-it came from is recorded in the model's metadata (`coral.commit`, `coral.ref`, `coral.message`).
+it came from is recorded in the model's metadata (`coral.commit`, `coral.ref`, `coral.message`,
+and `coral.history`: the last commits as JSON); `import_onnx` records the producer in the commit.
 Torch models exported with `torch.onnx.export(..., dynamo=False)` keep their state_dict names
 as initializer names; with constant folding, parameters a graph transforms (e.g. a transposed
 MatMul weight) get generated names and stay as in the template (see `ExportReport.kept`).
@@ -14,6 +15,7 @@ MatMul weight) get generated names and stay as in the template (see `ExportRepor
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from coral.errors import CoralError, InvalidFileError, ShapeMismatchError
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
 
+HISTORY = 10  # commits `export_onnx` lists in the model's `coral.history`
 _EXTERNAL_DATA_BYTES = 1 << 30  # above this, write tensors beside the model (protobuf's 2 GiB cap)
 
 
@@ -56,9 +59,39 @@ def _load_model(path: str | os.PathLike[str]) -> Any:
 
 def load_onnx_initializers(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every initializer of an ONNX model (main graph; external data included), bit-exact."""
+    return _initializers(_load_model(path), path)
+
+
+def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(initializers, provenance) of an ONNX model, read once; see `onnx_provenance`."""
+    model = _load_model(path)
+    return _initializers(model, path), onnx_provenance(model)
+
+
+def onnx_provenance(model: Any) -> dict[str, Any]:
+    """Who made an ONNX model: producer, versions, opsets, graph name, doc string (at most
+    500 characters) and its metadata_props (`coral.commit` when Coral exported it)."""
+    info: dict[str, Any] = {
+        "producer": model.producer_name,
+        "producer_version": model.producer_version,
+        "ir_version": int(model.ir_version),
+        "opsets": {(o.domain or "ai.onnx"): int(o.version) for o in model.opset_import},
+        "graph": model.graph.name,
+    }
+    if model.model_version:
+        info["model_version"] = int(model.model_version)
+    if model.domain:
+        info["domain"] = model.domain
+    if model.doc_string:
+        info["doc_string"] = model.doc_string[:500]
+    if model.metadata_props:
+        info["metadata"] = {p.key: p.value for p in model.metadata_props}
+    return info
+
+
+def _initializers(model: Any, path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     from onnx import numpy_helper
 
-    model = _load_model(path)
     out: dict[str, np.ndarray] = {}
     for init in model.graph.initializer:
         if not init.name:
@@ -100,11 +133,15 @@ def export_onnx(
     out_path: str | os.PathLike[str],
     *,
     strict: bool = False,
+    history: int = HISTORY,
 ) -> ExportReport:
     """Write commit `ref`'s weights into the initializers of the template graph; save to out_path.
 
-    Shapes and dtypes must match (ShapeMismatchError). With `strict=True`, every model weight
-    of the commit must land in the graph and every initializer must come from the commit.
+    Every tensor is checked against its initializer's shape and dtype before anything is
+    written (ShapeMismatchError naming the tensor). With `strict=True`, every model weight of
+    the commit must land in the graph and every initializer must come from the commit. The
+    model's metadata_props record `coral.commit`, `coral.ref`, `coral.message` and
+    `coral.history` (JSON: the last `history` commits, newest first, with their subjects).
     """
     onnx = _onnx()
     from onnx import helper, numpy_helper
@@ -121,7 +158,8 @@ def export_onnx(
     aliases = dict(record.get("aliases") or {}) if isinstance(record, dict) else {}
     report = ExportReport(commit=commit_hash, path=Path(out_path))
     _undo_initializer_dedup(model, set(weights) | set(aliases))
-    used: set[str] = set()
+    plan: list[tuple[int, str]] = []  # (initializer index, commit tensor), checked before writing
+    mismatched: list[str] = []
     for i, init in enumerate(model.graph.initializer):
         source = init.name if init.name in weights else aliases.get(init.name)
         if source is None or source not in weights:
@@ -130,14 +168,27 @@ def export_onnx(
         w = weights[source]
         want_dtype = dtype_name(helper.tensor_dtype_to_np_dtype(init.data_type))
         if tuple(init.dims) != tuple(w.shape) or want_dtype != w.metadata.dtype_name:
-            raise ShapeMismatchError(
-                f"initializer {init.name!r} is {want_dtype}{list(init.dims)} in the template but "
-                f"{w.metadata.dtype_name}{list(w.shape)} in {ref}",
-                hint="export from a template made from the same architecture and dtype",
+            via = f" (initializer {init.name!r})" if source != init.name else ""
+            mismatched.append(
+                f"tensor {source!r}{via} is {w.metadata.dtype_name}{list(w.shape)} in {ref} "
+                f"but {want_dtype}{list(init.dims)} in the graph"
             )
-        model.graph.initializer[i].CopyFrom(numpy_helper.from_array(w.data, init.name))
+            continue
+        plan.append((i, source))
+    if mismatched:
+        more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        raise ShapeMismatchError(
+            mismatched[0] + more,
+            hint="export into a template made from the same architecture and dtype "
+            "(`coral show REF` lists the commit's shapes); nothing was written",
+        )
+    for i, source in plan:
+        init = model.graph.initializer[i]
+        model.graph.initializer[i].CopyFrom(
+            numpy_helper.from_array(weights[source].data, init.name)
+        )
         report.replaced.append(init.name)
-        used.add(source)
+    used = {source for _, source in plan}
     report.unused = sorted(n for n in weights if n not in used)
     if strict and (report.kept or report.unused):
         raise CoralError(
@@ -153,9 +204,13 @@ def export_onnx(
         {
             "coral.commit": commit_hash,
             "coral.ref": ref,
-            "coral.message": commit.message.strip().splitlines()[0]
-            if commit.message.strip()
-            else "",
+            "coral.message": _subject(commit.message),
+            "coral.history": json.dumps(
+                [
+                    {"commit": c.commit_hash, "message": _subject(c.message)}
+                    for c in repo.log(max_commits=history, branch=commit_hash)
+                ]
+            ),
         }
     )
     del model.metadata_props[:]
@@ -214,10 +269,16 @@ def import_onnx(
     message: str | None = None,
     author: str | None = None,
 ) -> str:
-    """Stage an ONNX model's initializers and commit them; returns the commit hash."""
-    weights = load_onnx_initializers(path)
+    """Stage an ONNX model's initializers and commit them; returns the commit hash. The
+    commit's metadata["import"]["onnx"] records who made the model (`onnx_provenance`)."""
+    weights, info = read_onnx(path)
     if not weights:
         raise CoralError(f"{path} has no initializers", hint="export the model with its weights")
-    meta = {"import": {"source": str(path), "format": "onnx", "onnx": onnx_metadata(path)}}
+    meta = {"import": {"source": str(path), "format": "onnx", "onnx": info}}
     repo.add_all_weights(weights)
     return str(repo.commit(message or f"Import {path}", author=author, metadata=meta))
+
+
+def _subject(message: str) -> str:
+    lines = message.strip().splitlines()
+    return lines[0] if lines else ""

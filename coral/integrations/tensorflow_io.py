@@ -122,3 +122,33 @@ def load_saved_model(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             out[name] = arr
         return out
     return load_tf_checkpoint(p / "variables" / "variables")
+
+
+def load_keras_h5(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Every dataset of a Keras HDF5 weights file (`model.save_weights("x.weights.h5")`, or a
+    Keras 2 `model.save("x.h5")`), by its HDF5 path: `layers/dense/vars/0` (Keras 3),
+    `dense/dense/kernel` (Keras 2, `model_weights/` and `:0` dropped). Optimizer datasets go
+    under `__optim__/`."""
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no such file: {p}")
+    out: dict[str, np.ndarray] = {}
+    try:
+        with h5py.File(p, "r") as f:
+
+            def visit(name: str, obj: Any) -> None:
+                if not isinstance(obj, h5py.Dataset):
+                    return
+                key = name.removeprefix("model_weights/").removesuffix(":0")
+                if name.startswith(("optimizer/", "optimizer_weights/")):
+                    key = f"{OPTIM_PREFIX}/{name.split('/', 1)[1].removesuffix(':0')}"
+                arr = _numeric(obj[()])
+                if arr is not None:
+                    out[key] = arr
+
+            f.visititems(visit)
+    except OSError as exc:
+        raise InvalidFileError(f"{p}: not a readable HDF5 weights file ({exc})") from exc
+    return out

@@ -9,6 +9,8 @@ from typing import Any
 
 from coral.errors import CoralError, NothingToCommitError
 from coral.porcelain.add import AddResult, Advance, LoadedCheckpoint, add_paths, load_paths
+from coral.porcelain.provenance import hf_base_name
+from coral.version_control.provenance import PROVENANCE_KEY, base_record, read_provenance
 from coral.version_control.repository import Repository
 
 
@@ -30,9 +32,12 @@ def import_checkpoint(
     replace: bool = False,
     progress: Advance | None = None,
     loaded: LoadedCheckpoint | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> ImportResult:
     """Stage `path` (tensors and, for a folder, its model files) and commit it; the commit
-    records where it came from under metadata["import"]."""
+    records where it came from under metadata["import"], and `provenance` (what
+    `provenance_for` returns: base, config, datasets) under metadata["provenance"]; without
+    a base, a Hugging Face folder's `_name_or_path` (config.json) is recorded as the base."""
     ckpt = loaded if loaded is not None else load_paths([path], prefix)[0]
     if not ckpt.weights:
         raise CoralError(
@@ -52,6 +57,12 @@ def import_checkpoint(
     metadata: dict[str, Any] = {"import": info}
     if metrics:
         metadata["metrics"] = dict(metrics)
+    record = read_provenance(provenance or {})
+    hf_base = hf_base_name(ckpt.files.get("config.json"))
+    if "base" not in record and hf_base:
+        record["base"] = base_record(name=hf_base, source="config.json")
+    if record:
+        metadata[PROVENANCE_KEY] = record
     msg = message or f"Import {path}"
     try:
         commit_hash = repo.commit(msg, author=author, metadata=metadata, allow_empty=False)

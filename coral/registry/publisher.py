@@ -29,6 +29,7 @@ from coral.registry.snapshot import (
     CommitSnapshot,
 )
 from coral.registry.types import PublishResult, RegistryType
+from coral.version_control.audit import current_actor, record_safely
 from coral.version_control.repository import Repository
 
 HISTORY_COMMITS = 10  # commits listed in a model card's version history
@@ -377,6 +378,19 @@ class ModelPublisher:
             self.history.record(result)
         except Exception as exc:  # the publish itself happened; do not lose its result
             result.metadata["history_error"] = _error_text(exc)
+        record_safely(
+            self.repo.database,
+            "publish",
+            actor=current_actor(self.repo.config),
+            target=f"{result.registry.value}:{result.model_name}",
+            outcome="ok" if result.success else "failed",
+            detail={
+                "commit": meta.get("commit_hash"),
+                "version": result.version,
+                "url": result.url,
+                "error": result.error,
+            },
+        )
         return result
 
 

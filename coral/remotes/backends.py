@@ -1,4 +1,5 @@
-"""The byte backend a remote's URL names: folders here, object stores through fsspec."""
+"""The byte backend a remote's URL names: folders here, `coral serve --remote` over HTTP,
+object stores through fsspec."""
 
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def _open_one(config: RemoteConfig) -> Backend:
         if not path:
             raise RemoteConfigError(f"file remote URL needs a path: {redact_url(config.url)!r}")
         return LocalBackend(Path(path))
+    if parts.scheme in ("http", "https"):  # `coral serve --remote`
+        from coral.remotes.http_backend import HttpBackend
+        from coral.storage.backend_wrappers import RetryingBackend
+
+        return RetryingBackend(HttpBackend(config.url, token=config.token))
     from coral.storage.cloud import backend_from_url
 
     options: dict[str, object] = {}

@@ -17,14 +17,23 @@ from coral.errors import CoralError, InvalidNameError
 from coral.storage.atomic_file import write_atomic
 from coral.version_control.refnames import check_name
 
-SCHEMES = {"s3": "s3", "minio": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "file": "local"}
-_SECRET_FIELDS = ("access_key", "secret_key")
+SCHEMES = {
+    "s3": "s3",
+    "minio": "s3",
+    "gs": "gcs",
+    "gcs": "gcs",
+    "az": "azure",
+    "file": "local",
+    "http": "http",  # `coral serve --remote` (coral/remotes/http_backend.py)
+    "https": "http",
+}
+_SECRET_FIELDS = ("access_key", "secret_key", "token")
 
 
 class RemoteConfigError(CoralError):
     default_hint = (
         "remote URLs look like s3://bucket/prefix, minio://host:port/bucket/prefix, "
-        "gs://bucket/prefix, az://container/prefix or file:///path"
+        "gs://bucket/prefix, az://container/prefix, file:///path or http://host:port/remote/"
     )
 
 
@@ -39,6 +48,7 @@ class RemoteConfig:
     endpoint_url: str | None = None
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)  # http(s): else $CORAL_REMOTE_TOKEN
     auto_push: bool = False
     auto_pull: bool = False
     urls: list[str] = field(default_factory=list)  # extra URLs packs are spread over by hash
@@ -51,7 +61,7 @@ class RemoteConfig:
         if self.backend not in set(SCHEMES.values()):
             raise RemoteConfigError(
                 f"unknown remote backend {self.backend!r}",
-                hint="choose one of s3, gcs, azure, local",
+                hint="choose one of s3, gcs, azure, local, http",
             )
 
     @classmethod
@@ -109,7 +119,7 @@ class RemoteConfigs:
             )
         remotes[config.name] = config.public_dict()
         self._write(remotes)
-        if config.access_key or config.secret_key:
+        if any(getattr(config, k) for k in _SECRET_FIELDS):
             self._secrets[config.name] = {k: getattr(config, k) for k in _SECRET_FIELDS}
         return config
 
@@ -129,7 +139,10 @@ class RemoteConfigs:
         secrets = self._secrets.get(name)
         if secrets:
             config = replace(
-                config, access_key=secrets.get("access_key"), secret_key=secrets.get("secret_key")
+                config,
+                access_key=secrets.get("access_key"),
+                secret_key=secrets.get("secret_key"),
+                token=secrets.get("token"),
             )
         return config
 

@@ -12,6 +12,7 @@ import fnmatch
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from coral.storage.base import CHUNK, TENSOR
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack_index import Location
 from coral.storage.pack_store import PackStore as _PackStore
+from coral.version_control.audit import AuditNote, audited
 from coral.version_control.objects import COMMIT, FILE, TAG, TREE
 
 if TYPE_CHECKING:
@@ -135,8 +137,23 @@ class Remote:
         By default every branch and tag; `weight_hashes` uploads only those tensors (no refs).
         A ref that moved on the remote since it was last seen is not overwritten: it lands in
         `errors` as a non-fast-forward (NonFastForwardError from the CLI) unless `force`.
+        Audited as `push` (`failed` when a ref was rejected).
         """
         repo = _repository(local_store)
+        with self._audited(repo, "push", force=force) as note:
+            result = self._push(repo, weight_hashes, force, branches, tags, progress)
+            _note(note, result, {n: list(moved) for n, moved in result.refs.items()})
+        return result
+
+    def _push(
+        self,
+        repo: Repository,
+        weight_hashes: Iterable[str] | None,
+        force: bool,
+        branches: Iterable[str] | None,
+        tags: bool,
+        progress: Progress | None,
+    ) -> PushResult:
         self._use_cache(repo)
         store = repo.store
         store.wait_for_maintenance()
@@ -227,9 +244,33 @@ class Remote:
 
         `layers` (glob patterns over tensor names) fetches only the tensors they match and
         `lazy` none at all: commits and trees arrive whole, the other tensors stay on the remote
-        and are fetched when first read (see `coral.remotes.lazy`).
+        and are fetched when first read (see `coral.remotes.lazy`). Audited as `fetch`.
         """
         repo = _repository(local_store)
+        with self._audited(repo, "fetch") as note:
+            result = self._fetch(repo, weight_hashes, layers, lazy, progress)
+            _note(note, result, result.refs)
+        return result
+
+    def _audited(
+        self, repo: Repository, action: str, **detail: Any
+    ) -> AbstractContextManager[AuditNote]:
+        """The audit entry of one transfer with this remote (see `audited`)."""
+        return audited(
+            repo.database,
+            action,
+            target=self.name,
+            detail={"url": redact_url(self.config.url), **detail},
+        )
+
+    def _fetch(
+        self,
+        repo: Repository,
+        weight_hashes: Iterable[str] | None,
+        layers: Sequence[str] | None,
+        lazy: bool,
+        progress: Progress | None,
+    ) -> PullResult:
         self._use_cache(repo)
         store = repo.store
         result = PullResult()
@@ -353,9 +394,25 @@ class Remote:
     ) -> PullResult:
         """Fetch, then fast-forward the current branch to the remote's (creating it in an empty
         repository). A diverged branch is left alone with an error in `errors` (merge
-        `origin/<branch>`), or reset to the remote's with `force`."""
+        `origin/<branch>`), or reset to the remote's with `force`. Audited as `pull`."""
         repo = _repository(local_store)
-        result = self.fetch(repo, weight_hashes, layers=layers, lazy=lazy, progress=progress)
+        with self._audited(repo, "pull", force=force) as note:
+            result = self._pull(repo, weight_hashes, force, branch, layers, lazy, progress)
+            note.detail["branch"] = result.updated_branch
+            _note(note, result, result.refs)
+        return result
+
+    def _pull(
+        self,
+        repo: Repository,
+        weight_hashes: Iterable[str] | None,
+        force: bool,
+        branch: str | None,
+        layers: Sequence[str] | None,
+        lazy: bool,
+        progress: Progress | None,
+    ) -> PullResult:
+        result = self._fetch(repo, weight_hashes, layers, lazy, progress)
         if weight_hashes is not None:
             return result
         head = repo.refs.head()
@@ -387,6 +444,13 @@ class Remote:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+def _note(note: AuditNote, result: PushResult | PullResult, refs: dict[str, Any]) -> None:
+    """A transfer's refs, bytes and errors into its audit entry (`failed` on an error)."""
+    note.detail.update(refs=refs, bytes=result.bytes_transferred, errors=result.errors)
+    if result.errors:
+        note.outcome = "failed"
+
+
 def _repository(local: Any) -> Repository:
     from coral.version_control.repository import Repository
 

@@ -37,6 +37,7 @@ from coral.training.commit import branch_for, commit_snapshot, read_checkpoint
 from coral.training.config import CheckpointConfig
 from coral.training.snapshot import Snapshot
 from coral.training.state import TrainingState
+from coral.version_control.provenance import base_record, config_record, provenance_metadata
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
@@ -106,7 +107,11 @@ class _Formatter(dict):  # str.format_map that leaves unknown fields visible
 
 
 class CheckpointManager:
-    """Saves, prunes, lists and restores the checkpoints of one run on one branch."""
+    """Saves, prunes, lists and restores the checkpoints of one run on one branch.
+
+    Each checkpoint records its provenance (`coral provenance`): `run_config` (the run's
+    hyper-parameters, hashed and kept), `base_model` (the model fine-tuned, e.g. a Hub id) and
+    the commit the run started from or was last loaded from."""
 
     def __init__(
         self,
@@ -118,11 +123,18 @@ class CheckpointManager:
         branch: str | None = None,
         *,
         integration: StateIntegration | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        base_model: str | None = None,
     ) -> None:
         self.repo = _open_repo(repo)
         self.config = config or CheckpointConfig()
         self.integration = integration or integration_for(model, optimizer, scheduler)
         self.branch = branch_for(self.repo, branch)
+        # provenance of every checkpoint: the run's hyper-parameters, the model it fine-tunes
+        # (`base_model`, e.g. a Hub id) and the commit it started from (or resumed, see load)
+        self._run_config = config_record(run_config) if run_config is not None else None
+        self.base_model = base_model
+        self.start_commit = self.repo.refs.branch_tip(self.branch) or self.repo.head_commit()
         self.index = CheckpointIndex(self.repo)
         self._lock = threading.RLock()
         self._writer = (
@@ -267,7 +279,12 @@ class CheckpointManager:
     def _commit(self, snap: Snapshot, message: str, info: CheckpointInfo) -> str:
         with self._lock:
             commit = commit_snapshot(
-                self.repo, snap, message, author=self.config.author, branch=self.branch
+                self.repo,
+                snap,
+                message,
+                author=self.config.author,
+                metadata=self._provenance(),
+                branch=self.branch,
             )
             info.commit = commit
             info.created_at = time.time()
@@ -275,6 +292,12 @@ class CheckpointManager:
             self.last_commit = commit
             self._apply_retention()
         return commit
+
+    def _provenance(self) -> dict[str, Any]:
+        base = None
+        if self.base_model or self.start_commit:
+            base = base_record(self.base_model, self.start_commit, source="training")
+        return provenance_metadata(base=base, config=self._run_config)
 
     def _apply_retention(self) -> None:
         if not self.config.has_retention:
@@ -323,6 +346,7 @@ class CheckpointManager:
             restore_rng=restore_rng,
         )
         state.commit = commit
+        self.start_commit = commit  # the run resumes from here
         self._last_step = state.step
         self._last_saved = (state.step, state.epoch)
         return state

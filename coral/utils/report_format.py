@@ -6,10 +6,13 @@ are the diff engine's five categories.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
+from coral.core.count_text import COUNT_ORDER as COUNT_ORDER  # re-exported for the views
+from coral.core.count_text import ENGINE_LABELS as ENGINE_LABELS
+from coral.core.count_text import counts_text as counts_text
+from coral.core.count_text import num as num
 from coral.core.units import human_bytes as human_bytes  # re-exported for the reports
 
 CATEGORY_COLORS: dict[str, str] = {
@@ -30,15 +33,6 @@ CATEGORY_LABELS: dict[str, str] = {
     "added": "added",
     "removed": "removed",
 }
-ENGINE_LABELS: dict[str, str] = {
-    "identical": "identical",
-    "changed": "changed",
-    "shape_changed": "shape changed",
-    "added": "added",
-    "removed": "removed",
-}
-# The order counts are printed in: what changed first.
-COUNT_ORDER: tuple[str, ...] = ("changed", "shape_changed", "added", "removed", "identical")
 GRADES: tuple[str, ...] = ("minor_changes", "moderate_changes", "major_changes")
 
 
@@ -50,19 +44,6 @@ def change(layer: Mapping[str, Any]) -> float | None:
 
 def pct(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{x * 100:.{digits}f}%"
-
-
-def num(x: float | None) -> str:
-    """3 significant digits; '-' for a missing value."""
-    if x is None:
-        return "-"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    if math.isnan(x):
-        return "nan"
-    if x == 0:
-        return "0"
-    return f"{x:.3g}"
 
 
 def similarity_text(layer: Mapping[str, Any]) -> str:
@@ -87,16 +68,6 @@ def change_text(layer: Mapping[str, Any]) -> str:
     if layer.get("bit_identical"):
         return "0"
     return f"{c:.2g}" if c >= 0.01 else f"{c:.1e}"
-
-
-def counts_text(counts: Mapping[str, int]) -> str:
-    """The engine's counts: '32 changed, 0 added, 0 removed, 72 identical' (shape changes
-    are named only when there are some)."""
-    return ", ".join(
-        f"{counts.get(k, 0)} {ENGINE_LABELS[k]}"
-        for k in COUNT_ORDER
-        if k != "shape_changed" or counts.get(k)
-    )
 
 
 def grades_text(diff: Mapping[str, Any]) -> str:

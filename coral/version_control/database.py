@@ -280,7 +280,12 @@ class Database:
         if self.read_only is not None:
             self._add_temp_schema(schema_sql)  # nothing can be written: in memory, for now
             return
-        self.connection().executescript(f"BEGIN IMMEDIATE;\n{schema_sql}\nCOMMIT;")
+        conn = self.connection()
+        if conn.in_transaction:  # join the caller's (executescript would commit it first)
+            for statement in sql_statements(schema_sql):
+                conn.execute(statement)
+        else:
+            conn.executescript(f"BEGIN IMMEDIATE;\n{schema_sql}\nCOMMIT;")
         with self.transaction() as tx:
             tx.execute(
                 "INSERT OR REPLACE INTO schema_versions VALUES (?, ?, ?)",
@@ -346,16 +351,23 @@ def check_header(path: Path) -> None:
         raise damaged(path, "the file is empty")
 
 
+def sql_statements(script: str) -> list[str]:
+    """The complete statements of an SQL script, in order."""
+    out: list[str] = []
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            out.append(statement.strip())
+            statement = ""
+    return out
+
+
 def temp_schema(schema_sql: str, existing: set[str]) -> str:
     """`schema_sql` rewritten to create as TEMP tables those of its tables not in `existing`
     (statements about existing tables are left out: a TEMP table would hide the real one)."""
     out: list[str] = []
-    statement = ""
-    for line in schema_sql.splitlines(keepends=True):
-        statement += line
-        if not sqlite3.complete_statement(statement):
-            continue
-        text, statement = statement.strip(), ""
+    for text in sql_statements(schema_sql):
         table = _TABLE_NAME.search(text)
         index = _INDEX_ON.search(text)
         if table and table.group(1) not in existing:

@@ -1,7 +1,7 @@
 """Garbage collection: delete every object that nothing reachable needs.
 
 Roots: all branches and tags (and tag objects), HEAD, every commit any reflog entry names, and
-every tensor in the staging area. From the roots: commits -> parents and trees -> tensors;
+every tensor staged or stashed (`stash`). From the roots: commits -> parents and trees -> tensors;
 the store adds the chunks those tensors need, delta references included. A pruned commit
 (`coral.version_control.pruning`: training retention prunes the checkpoints it no longer keeps)
 is kept and its parents are followed, but its tree is live only while a branch, tag or HEAD
@@ -30,6 +30,7 @@ from coral.storage.repack import maintenance_lock
 from coral.version_control import pruning
 from coral.version_control.objects import COMMIT, FILE, TAG, TREE
 from coral.version_control.progress import Phase, Progress
+from coral.version_control.stash import StashStore
 
 if TYPE_CHECKING:
     from coral.version_control.repo_protocol import CollectableRepository, StoredHistory
@@ -81,8 +82,8 @@ class GCResult:
 
 
 def live_objects(repo: CollectableRepository, progress: Progress | None = None) -> LiveSet:
-    """Everything reachable from refs, HEAD, the reflog and the staging area (the trees of
-    pruned commits only when a ref or HEAD names the commit)."""
+    """Everything reachable from refs, HEAD, the reflog, the staging area and the stash (the
+    trees of pruned commits only when a ref or HEAD names the commit)."""
     live = LiveSet()
     phase = Phase(progress, "tracing history", len(repo.store.list_blobs(COMMIT)))
     roots = set(repo.refs.all_ref_targets().values())
@@ -92,6 +93,8 @@ def live_objects(repo: CollectableRepository, progress: Progress | None = None) 
     named = set(roots)
     pruned = pruning.pruned(repo.database)
     roots |= repo.refs.reflog_commits()
+    stashed = StashStore(repo.database).roots()
+    roots |= stashed.commits
     live.tags = {t.tag_id for t in repo.refs.list_tags() if t.tag_id}
     stack = list(roots)
     while stack:
@@ -119,8 +122,8 @@ def live_objects(repo: CollectableRepository, progress: Progress | None = None) 
         live.tensors |= tree.tensor_ids()
         live.files |= {f.blob_id for f in tree.files.values()}
     staged_tensors, staged_files = repo.staging.roots()  # every session's and the shared area's
-    live.tensors |= staged_tensors
-    live.files |= staged_files
+    live.tensors |= staged_tensors | stashed.tensors
+    live.files |= staged_files | stashed.files
     phase.finish()
     return live
 

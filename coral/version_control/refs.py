@@ -2,7 +2,8 @@
 
 Every ref move is a compare-and-swap inside a `BEGIN IMMEDIATE` transaction: the caller says
 what it expects the ref to hold, and a mismatch raises ConcurrentUpdateError instead of
-overwriting another process's commit. Each move appends to the reflog in the same transaction.
+overwriting another process's commit. Each move appends to the reflog in the same transaction,
+and to the audit log (`ref.create`, `ref.update`, `ref.delete`, with the old and new commit).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coral.errors import ConcurrentUpdateError, RefNotFoundError
+from coral.version_control.audit import record_safely
 from coral.version_control.database import Database
 from coral.version_control.errors import RefExistsError
 from coral.version_control.objects import Tag
@@ -116,7 +118,8 @@ class RefStore:
             self._set_branch(conn, current.branch, new, expected.commit, message)
         else:
             conn.execute("UPDATE head SET commit_id=? WHERE id=1", (new,))
-        self._log(conn, HEAD_REF, expected.commit, new, message)
+        # on a branch, the branch's move is the one audited
+        self._log(conn, HEAD_REF, expected.commit, new, message, audit=current.branch is None)
 
     # -- branches -----------------------------------------------------------------------------
     def branch_tip(self, name: str, conn: sqlite3.Connection | None = None) -> str | None:
@@ -142,7 +145,7 @@ class RefStore:
         self._set_branch(conn, name, new, expected, message)
         head = self.head(conn)
         if head.branch == name:
-            self._log(conn, HEAD_REF, expected, new, message)
+            self._log(conn, HEAD_REF, expected, new, message, audit=False)
 
     def delete_branch(
         self, conn: sqlite3.Connection, name: str, message: str = "delete branch"
@@ -218,7 +221,14 @@ class RefStore:
 
     # -- reflog -------------------------------------------------------------------------------
     def _log(
-        self, conn: sqlite3.Connection, ref: str, old: str | None, new: str | None, message: str
+        self,
+        conn: sqlite3.Connection,
+        ref: str,
+        old: str | None,
+        new: str | None,
+        message: str,
+        *,
+        audit: bool = True,
     ) -> None:
         if old == new and not message.startswith("checkout"):
             return
@@ -226,6 +236,12 @@ class RefStore:
             "INSERT INTO reflog (ref, old_id, new_id, message, created_at) VALUES (?, ?, ?, ?, ?)",
             (ref, old, new, message, time.time()),
         )
+        if audit:
+            action = "ref.create" if old is None else "ref.delete" if new is None else "ref.update"
+            if ref == HEAD_REF:  # HEAD itself is never created or deleted
+                action = "ref.update"
+            detail = {"old": old, "new": new, "message": message}
+            record_safely(self.db, action, target=ref, detail=detail, conn=conn)
 
     def reflog(self, ref: str = HEAD_REF, limit: int | None = None) -> list[ReflogEntry]:
         """Reflog entries of `ref` ("HEAD", "refs/heads/NAME" or a branch name), newest first."""

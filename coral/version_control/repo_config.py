@@ -1,4 +1,9 @@
-"""Finding a repository, reading its `config.toml`, opening its object store."""
+"""Finding a repository, reading its `config.toml`, opening its object store.
+
+The settings a repository runs with are merged here, in one place, for every opening:
+built-in defaults < the active settings profile (`CORAL_PROFILE`, else `[core] profile`; see
+`config_profiles`) < the keys written in `config.toml` itself.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from coral.errors import CoralError, FormatVersionError, NotARepositoryError
 from coral.storage.pack_store import PackStore
+from coral.version_control.config_profiles import apply_profile, similarity_threshold
 from coral.version_control.database import FORMAT_VERSION
 
 CORAL_DIR = ".coral"
@@ -26,6 +32,15 @@ def find_root(start: Path) -> Path:
 
 
 def read_config(path: Path) -> dict[str, Any]:
+    """The effective settings of the repository whose `config.toml` is `path`: its explicit
+    keys over the active profile's (whose name `[core] profile` of the result holds)."""
+    config = apply_profile(read_raw_config(path), path.parent)
+    similarity_threshold(config, str(path))  # a bad value fails here, not silently in each add
+    return config
+
+
+def read_raw_config(path: Path) -> dict[str, Any]:
+    """`config.toml` as written (no profile applied); {} when there is none."""
     if not path.exists():
         return {}
     try:

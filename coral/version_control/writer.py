@@ -126,8 +126,12 @@ class CommitWriter:
         if self._fingerprints is None:
             try:
                 from coral.storage.fingerprint_index import FingerprintIndex
+                from coral.version_control.config_profiles import similarity_threshold
 
-                self._fingerprints = FingerprintIndex(self.repo.db_path)
+                threshold = similarity_threshold(getattr(self.repo, "config", {}))
+                self._fingerprints = FingerprintIndex(
+                    self.repo.db_path, similarity_threshold=threshold
+                )
             except Exception:
                 self._fingerprints = False
         return None if self._fingerprints is False else self._fingerprints

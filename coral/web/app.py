@@ -40,9 +40,16 @@ access_log = logging.getLogger("coral.web.access")  # one line per request (toke
 _NOT_FOUND = (RefNotFoundError, WeightNotFoundError, ObjectNotFoundError, LookupError)
 
 
-def create_app(repo: Repository | str | os.PathLike[str], *, token: str | None = None) -> FastAPI:
+def create_app(
+    repo: Repository | str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    remote: bool = False,
+    acl: str | os.PathLike[str] | None = None,
+) -> FastAPI:
     """The dashboard of `repo` (an open repository, or a path); `token`: required on every
-    request when given."""
+    request when given. `remote` (or an `acl` file) also serves the repository as an HTTP
+    remote under /remote/ (`coral.web.remote_api`)."""
     repository = repo if isinstance(repo, Repository) else Repository(repo, shared_staging=True)
     app = FastAPI(
         title="Coral dashboard",
@@ -66,6 +73,13 @@ def create_app(repo: Repository | str | os.PathLike[str], *, token: str | None =
     app.include_router(analytics.router)
     app.include_router(api.router)
     app.include_router(api.docs_router)
+    if remote or acl is not None:
+        from coral.web import remote_api
+        from coral.web.acl import WatchedAccessList
+
+        watched = WatchedAccessList(Path(acl)) if acl is not None else None
+        app.state.remote = remote_api.RemoteService.for_repository(repository, watched, token)
+        app.include_router(remote_api.router)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -102,6 +116,11 @@ async def _gate(request: Request, call_next: Callable[[Request], Awaitable[Respo
 async def _checked(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
+    if getattr(request.app.state, "remote", None) is not None:
+        from coral.web.remote_api import handles
+
+        if handles(request.url.path):  # the remote checks its own tokens (an ACL file)
+            return await call_next(request)
     if request.method != "GET":
         return _error(request, 405, "the dashboard is read-only", "only GET requests are served")
     state: DashboardState = request.app.state.dashboard

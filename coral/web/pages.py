@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from coral.core.training_names import is_training_state
+from coral.porcelain.collab import collaboration
 from coral.porcelain.dashboard import (
     ALL_REFS,
     activity_feed,
@@ -145,6 +146,7 @@ def commit(
         refs = decorations(repo).get(c.commit_hash, [])
         experiments = linked_experiments(repo, [c]).get(c.commit_hash, [])
         parents = [(p, commit_subject(repo, p)) for p in c.parent_hashes]
+        collab = collaboration(repo, c.commit_hash)
     return page(
         request,
         "commit.html",
@@ -155,6 +157,8 @@ def commit(
         refs=refs,
         parents=parents,
         experiments=experiments,
+        comments=collab.comments,
+        review=collab.review,
         tensors=tensors,
         pager=tensors.page,
         q=q or "",

@@ -53,6 +53,9 @@ def _use_every_component(path: Path) -> None:
     from coral.experiments import ExperimentTracker
     from coral.registry.history import PublishHistory
     from coral.training.checkpoint_index import CheckpointIndex
+    from coral.version_control.comments import CommentStore
+    from coral.version_control.reviews import ReviewStore
+    from coral.version_control.stash import StashStore
 
     with Repository.init(path) as repo:
         repo.add_all_weights({"w": np.arange(8, dtype=np.float32)})  # fingerprint index
@@ -61,6 +64,9 @@ def _use_every_component(path: Path) -> None:
         CheckpointIndex(repo)
         PublishHistory(repo.database).query(limit=1)
         ExperimentTracker(repo).close()
+        CommentStore(repo.database).add(repo.resolve_ref("HEAD"), "ok", author="ana")
+        ReviewStore(repo.database).request(repo.resolve_ref("HEAD"), "HEAD", author="ana")
+        StashStore(repo.database)
 
 
 def test_documented_tables_match_schema(tmp_path: Path) -> None:

@@ -69,6 +69,20 @@ def _flatten(
 def read_torch(path: Path) -> Checkpoint:
     """Tensors of a torch checkpoint. Pickles that would run code are refused (UnsafeFileError);
     damaged files give InvalidFileError."""
+    obj = load_torch_object(path)
+    weights: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {}
+    try:
+        _flatten(obj, "", weights, meta, path)
+    except RecursionError:
+        raise InvalidFileError(f"{path}: containers nested too deeply to be a state dict") from None
+    return Checkpoint(weights, meta, "pt", [path])
+
+
+def load_torch_object(path: Path) -> Any:
+    """What a torch checkpoint holds (nested dicts, lists and CPU tensors), loaded with
+    `weights_only=True`: UnsafeFileError for a pickle that would run code, InvalidFileError for
+    a damaged file."""
     torch = _torch()
     try:
         with warnings.catch_warnings():
@@ -90,13 +104,7 @@ def read_torch(path: Path) -> Checkpoint:
             raise
         reason = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0]
         raise InvalidFileError(f"{path}: truncated or not a torch checkpoint ({reason})") from exc
-    weights: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {}
-    try:
-        _flatten(obj, "", weights, meta, path)
-    except RecursionError:
-        raise InvalidFileError(f"{path}: containers nested too deeply to be a state dict") from None
-    return Checkpoint(weights, meta, "pt", [path])
+    return obj
 
 
 def write_torch(arrays: Mapping[str, np.ndarray], path: Path) -> Path:

@@ -1,0 +1,85 @@
+"""`coral save PATH... -m MSG`: `coral add` and `coral commit` in one step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from coral.cli._common import emit_json, human_bytes, open_repo, out, parse_metrics, progress
+from coral.cli.staging import print_commit_line
+
+ORDER = 11  # right after `add` and `commit`
+PANEL = "Stage and commit"
+
+
+def save(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Checkpoint files or folders (whatever `coral add` reads)."),
+    ],
+    message: Annotated[str, typer.Option("--message", "-m", help="Commit message.")],
+    author: Annotated[
+        str | None,
+        typer.Option("--author", help="Author (default: CORAL_AUTHOR, config or user name)."),
+    ] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", help="Record a metric NAME=VALUE (repeatable).")
+    ] = None,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Prepend this to every tensor name.")
+    ] = "",
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Also remove HEAD tensors that are not in the checkpoint."),
+    ] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Record this training config (as `coral commit` does)."),
+    ] = None,
+    dataset: Annotated[
+        list[Path] | None,
+        typer.Option("--dataset", help="Record this dataset file or folder's hash (repeatable)."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Record the model this fine-tunes: a ref, or a name."),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Stage checkpoint files and commit them in one step (`coral add` + `coral commit`)."""
+    from coral.integrations.formats._common import tensor_bytes
+    from coral.porcelain.add import load_paths
+    from coral.porcelain.save import save_paths
+
+    repo = open_repo()
+    metadata: dict[str, Any] = {"metrics": parse_metrics(metric)} if metric else {}
+    if config is not None or dataset or base:
+        from coral.cli.provenance import recorded_provenance
+
+        metadata.update(recorded_provenance(repo, config, dataset, base))
+    loaded = load_paths(paths, prefix)
+    count = sum(len(c.weights) for c in loaded)
+    size = human_bytes(sum(tensor_bytes(c.weights) for c in loaded))
+    with progress(f"saving {count} tensors ({size})", count) as bar:
+        result = save_paths(
+            repo,
+            paths,
+            message,
+            author=author,
+            metadata=metadata or None,
+            prefix=prefix,
+            replace=replace,
+            progress=bar,
+            loaded=loaded,
+        )
+    if json_output:
+        emit_json(result)
+        return
+    out().print(f"staged {result.added.tensors} tensors ({size}): {result.added.describe()}")
+    print_commit_line(repo, result.commit_hash, message)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel=PANEL)(save)
