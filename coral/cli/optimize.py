@@ -219,9 +219,11 @@ def _print_recommendation(a: Any) -> None:
         f"{p.name} {human_bytes(p.estimated_bytes)}" for p in a.profiles if p is not best
     )
     why = " (in effect now)" if best.in_effect else ""
+    change = _change(best.estimated_bytes, a.stored_bytes)
     console.print(
         f"Recommended profile: {escape(best.name)}{why}, estimated "
-        f"{human_bytes(best.estimated_bytes)}: {_change(best.estimated_bytes, a.stored_bytes)}"
+        f"{human_bytes(best.estimated_bytes)} "
+        + ("(no change)" if change == "=" else f"({change})")
     )
     if others:
         console.print(f"  the others: {escape(others)}")

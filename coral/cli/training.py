@@ -27,6 +27,7 @@ def _commit_import(
     author: str | None,
     json_output: bool,
     info: Mapping[str, Any] | None = None,
+    files: Mapping[str, bytes] | None = None,
 ) -> None:
     repo = open_repo()
     weights = load(path)
@@ -35,6 +36,8 @@ def _commit_import(
             f"no tensors found in {path}", hint="check that the file holds the model's weights"
         )
     repo.add_all_weights(weights)
+    if files:
+        repo.add_files(files)
     msg = message or f"Import {path}"
     try:
         commit = repo.commit(
@@ -71,12 +74,20 @@ def import_onnx(
     author: Annotated[str | None, _AUTHOR] = None,
     json_output: Annotated[bool, _JSON] = False,
 ) -> None:
-    """Commit the initializers (weights) of an ONNX model, and who made it."""
-    from coral.integrations.onnx_io import read_onnx
+    """Commit the initializers (weights) of an ONNX model, who made it, and its graph (the
+    template `coral export onnx` fills)."""
+    from coral.integrations.onnx_io import GRAPH_FILE, read_onnx_model
 
-    weights, info = read_onnx(path)
+    weights, info, graph = read_onnx_model(path)
     _commit_import(
-        path, "onnx", lambda _: weights, message, author, json_output, info={"onnx": info}
+        path,
+        "onnx",
+        lambda _: weights,
+        message,
+        author,
+        json_output,
+        info={"onnx": info},
+        files={GRAPH_FILE: graph},
     )
 
 
@@ -123,13 +134,15 @@ def export_onnx(
     ref: Annotated[str, typer.Argument(help="The commit to export (branch, tag, hash).")],
     output: Annotated[Path, typer.Argument(help="The .onnx file to write.")],
     template: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--template",
             "-t",
-            help="An ONNX graph of the same model (e.g. from torch.onnx.export).",
+            help="An ONNX graph of the same model (e.g. from torch.onnx.export); default: the "
+            "graph `coral import onnx` committed.",
+            dir_okay=False,
         ),
-    ],
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail unless every weight and initializer match up.")
     ] = False,

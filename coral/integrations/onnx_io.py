@@ -31,6 +31,19 @@ if TYPE_CHECKING:
     from coral.version_control.repository import Repository
 
 HISTORY = 10  # commits `export_onnx` lists in the model's `coral.history`
+# The imported model's graph, its initializers emptied: a model file of the commit, the
+# template `export_onnx` uses when none is given (`coral export onnx REF OUT`).
+GRAPH_FILE = "onnx/graph.onnx"
+_DATA_FIELDS = (
+    "raw_data",
+    "float_data",
+    "int32_data",
+    "string_data",
+    "int64_data",
+    "double_data",
+    "uint64_data",
+    "external_data",
+)
 _EXTERNAL_DATA_BYTES = 1 << 30  # above this, write tensors beside the model (protobuf's 2 GiB cap)
 
 
@@ -66,6 +79,47 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     """(initializers, provenance) of an ONNX model, read once; see `onnx_provenance`."""
     model = _load_model(path)
     return _initializers(model, path), onnx_provenance(model)
+
+
+def read_onnx_model(
+    path: str | os.PathLike[str],
+) -> tuple[dict[str, np.ndarray], dict[str, Any], bytes]:
+    """(initializers, provenance, the graph without initializer data) of an ONNX model, read
+    once: what `coral import onnx` commits (the graph as model file `GRAPH_FILE`)."""
+    model = _load_model(path)
+    return _initializers(model, path), onnx_provenance(model), graph_without_data(model)
+
+
+def graph_without_data(model: Any) -> bytes:
+    """The model serialized with every initializer's values dropped (names, shapes and dtypes
+    kept) and without the `coral.*` metadata an export adds (the commit records where it came
+    from): a small template that the commit's weights fill again."""
+    onnx = _onnx()
+    bare = onnx.ModelProto()
+    bare.CopyFrom(model)
+    kept = [(p.key, p.value) for p in bare.metadata_props if not p.key.startswith("coral.")]
+    del bare.metadata_props[:]
+    for key, value in kept:
+        bare.metadata_props.add(key=key, value=value)
+    for init in bare.graph.initializer:
+        for name in _DATA_FIELDS:
+            init.ClearField(name)
+        init.data_location = onnx.TensorProto.DEFAULT
+    return bytes(bare.SerializeToString())
+
+
+def _committed_graph(repo: Repository, commit_hash: str, ref: str) -> Any:
+    """The ONNX graph `coral import onnx` stored with commit `ref`."""
+    entry = repo.list_files(commit_hash).get(GRAPH_FILE)
+    if entry is None:
+        raise CoralError(
+            f"{ref} holds no ONNX graph to export into (it was not imported from ONNX)",
+            hint="give a graph of the same model: --template MODEL.onnx "
+            "(e.g. from torch.onnx.export)",
+        )
+    from coral.version_control.objects import FILE
+
+    return _onnx().load_model_from_string(repo.store.get_blob(FILE, entry.blob_id))
 
 
 def onnx_provenance(model: Any) -> dict[str, Any]:
@@ -129,13 +183,15 @@ class ExportReport:
 def export_onnx(
     repo: Repository,
     ref: str,
-    onnx_template_path: str | os.PathLike[str],
+    onnx_template_path: str | os.PathLike[str] | None,
     out_path: str | os.PathLike[str],
     *,
     strict: bool = False,
     history: int = HISTORY,
 ) -> ExportReport:
     """Write commit `ref`'s weights into the initializers of the template graph; save to out_path.
+    Without a template, the graph `coral import onnx` committed (`GRAPH_FILE`) is used, and every
+    initializer must then come from the commit.
 
     Every tensor is checked against its initializer's shape and dtype before anything is
     written (ShapeMismatchError naming the tensor). With `strict=True`, every model weight of
@@ -148,7 +204,11 @@ def export_onnx(
 
     commit_hash = repo.resolve_ref(ref)
     commit = repo.read_commit(commit_hash)
-    model = _load_model(onnx_template_path)
+    committed = onnx_template_path is None
+    if onnx_template_path is None:
+        model = _committed_graph(repo, commit_hash, ref)
+    else:
+        model = _load_model(onnx_template_path)
     weights = {
         n: w
         for n, w in repo.get_all_weights(commit_hash, lazy=True).items()
@@ -190,6 +250,12 @@ def export_onnx(
         report.replaced.append(init.name)
     used = {source for _, source in plan}
     report.unused = sorted(n for n in weights if n not in used)
+    if committed and report.kept:
+        raise CoralError(
+            f"{ref} lacks {len(report.kept)} initializers of its ONNX graph "
+            f"({', '.join(report.kept[:5])})",
+            hint="give the original graph with --template MODEL.onnx; nothing was written",
+        )
     if strict and (report.kept or report.unused):
         raise CoralError(
             f"{ref} and the ONNX graph do not match: "
@@ -271,11 +337,12 @@ def import_onnx(
 ) -> str:
     """Stage an ONNX model's initializers and commit them; returns the commit hash. The
     commit's metadata["import"]["onnx"] records who made the model (`onnx_provenance`)."""
-    weights, info = read_onnx(path)
+    weights, info, graph = read_onnx_model(path)
     if not weights:
         raise CoralError(f"{path} has no initializers", hint="export the model with its weights")
     meta = {"import": {"source": str(path), "format": "onnx", "onnx": info}}
     repo.add_all_weights(weights)
+    repo.add_file(GRAPH_FILE, graph)
     return str(repo.commit(message or f"Import {path}", author=author, metadata=meta))
 
 

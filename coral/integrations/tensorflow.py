@@ -31,7 +31,8 @@ from coral.core.training_names import OPTIM_PREFIX, RNG_PREFIX, is_training_stat
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import CoralError, ShapeMismatchError
 from coral.integrations.tensorflow_io import _tf
-from coral.training.commit import commit_snapshot, read_checkpoint
+from coral.training.commit import read_checkpoint
+from coral.training.integration_base import SnapshotIntegration
 from coral.training.snapshot import Snapshot
 from coral.training.state import FORMAT, TrainingState
 from coral.training.state_codec import StateEncoder, decode_state
@@ -132,7 +133,7 @@ def load_into_model(model: Any, weights: Mapping[str, Any], strict: bool = True)
     return report
 
 
-class TensorFlowIntegration:
+class TensorFlowIntegration(SnapshotIntegration):
     """Moves a TensorFlow model (and optionally a Keras optimizer) in and out of Coral."""
 
     framework = "tensorflow"
@@ -242,42 +243,6 @@ class TensorFlowIntegration:
         )
         if restore_rng:
             state.restore_rng()
-        return state
-
-    # -- repository level ---------------------------------------------------------------------
-    def save(
-        self,
-        repo: Repository,
-        message: str | None = None,
-        state: TrainingState | None = None,
-        save_optimizer: bool = True,
-        author: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        branch: str | None = None,
-    ) -> str:
-        """Commit the model (and training state) synchronously; returns the commit hash."""
-        snap = self.snapshot(state, save_optimizer=save_optimizer)
-        msg = message or f"checkpoint step {snap.record['step']}"
-        return commit_snapshot(repo, snap, msg, author=author, metadata=metadata, branch=branch)
-
-    def load(
-        self,
-        repo: Repository,
-        ref: str = "HEAD",
-        strict: bool = True,
-        restore_optimizer: bool = True,
-        restore_rng: bool = True,
-    ) -> TrainingState:
-        """Load commit `ref` into the model (and optimizer, RNG); its TrainingState."""
-        weights, record, commit_hash = read_checkpoint(repo, ref)
-        state = self.restore(
-            weights,
-            record,
-            strict=strict,
-            restore_optimizer=restore_optimizer,
-            restore_rng=restore_rng,
-        )
-        state.commit = commit_hash
         return state
 
     # -- convenience ------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from coral.storage.backend import (
 )
 from coral.storage.pack import PACK_DIR, PACK_SUFFIX, TAIL_SIZE, PackFormatError, index_length
 from coral.storage.pack import parse_trailer as _parse_trailer
+from coral.version_control import audit
 from coral.version_control.objects import COMMIT, FILE, TAG, Tag
 from coral.version_control.refnames import check_name
 
@@ -92,10 +93,12 @@ class ServedBackend(Backend):
 
     @contextlib.contextmanager
     def acting_as(self, actor: str) -> Iterator[None]:
-        """Name who moves refs in this thread (the reflog says `push by NAME over HTTP`)."""
+        """Name who moves refs in this thread: the reflog says `push by NAME over HTTP`, the
+        audit log's ref entries name NAME as the actor."""
         self._who.actor = actor
         try:
-            yield
+            with audit.acting_as(actor):
+                yield
         finally:
             self._who.actor = None
 

@@ -33,13 +33,13 @@ from coral.core.training_names import (
 )
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import CoralError, ShapeMismatchError
-from coral.training.commit import commit_snapshot, read_checkpoint
+from coral.training.integration_base import SnapshotIntegration
 from coral.training.snapshot import Snapshot, copy_tensors
 from coral.training.state import FORMAT, TrainingState
 from coral.training.state_codec import StateEncoder, decode_state, storage_key
 
 if TYPE_CHECKING:
-    from coral.version_control.repository import Repository
+    pass
 
 _V = TypeVar("_V")
 
@@ -349,7 +349,7 @@ def _as_list(obj: Any) -> list[Any]:
     return [obj]
 
 
-class PyTorchIntegration:
+class PyTorchIntegration(SnapshotIntegration):
     """Moves a model (and optionally optimizers, schedulers, RNG) in and out of Coral."""
 
     framework = "pytorch"
@@ -413,42 +413,6 @@ class PyTorchIntegration:
         if restore_rng:
             parts.state.restore_rng()
         return parts.state
-
-    # -- repository level ---------------------------------------------------------------------
-    def save(
-        self,
-        repo: Repository,
-        message: str | None = None,
-        state: TrainingState | None = None,
-        save_optimizer: bool = True,
-        author: str | None = None,
-        metadata: Mapping[str, Any] | None = None,
-        branch: str | None = None,
-    ) -> str:
-        """Commit the model (and training state) synchronously; returns the commit hash."""
-        snap = self.snapshot(state, save_optimizer=save_optimizer)
-        msg = message or f"checkpoint step {snap.record['step']}"
-        return commit_snapshot(repo, snap, msg, author=author, metadata=metadata, branch=branch)
-
-    def load(
-        self,
-        repo: Repository,
-        ref: str = "HEAD",
-        strict: bool = True,
-        restore_optimizer: bool = True,
-        restore_rng: bool = True,
-    ) -> TrainingState:
-        """Load commit `ref` into the model (and optimizer, scheduler, RNG); its TrainingState."""
-        weights, record, commit_hash = read_checkpoint(repo, ref)
-        state = self.restore(
-            weights,
-            record,
-            strict=strict,
-            restore_optimizer=restore_optimizer,
-            restore_rng=restore_rng,
-        )
-        state.commit = commit_hash
-        return state
 
     # -- convenience ------------------------------------------------------------------------
     @staticmethod

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coral.version_control.audit import record_safely
-from coral.version_control.database import Database
+from coral.version_control.database import ComponentTables
 
 COMPONENT = "comments"
 SCHEMA_VERSION = 1
@@ -54,17 +54,10 @@ class Comment:
         }
 
 
-class CommentStore:
+class CommentStore(ComponentTables):
     """Add, list and delete the comments of a repository's commits."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            self.db.ensure_component(COMPONENT, SCHEMA_VERSION, _SCHEMA)
-            self._ready = True
+    component, schema_version, schema_sql = COMPONENT, SCHEMA_VERSION, _SCHEMA
 
     def add(self, commit_hash: str, text: str, *, author: str) -> Comment:
         """Append a comment to `commit_hash` (a full commit id)."""

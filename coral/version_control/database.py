@@ -375,3 +375,21 @@ def temp_schema(schema_sql: str, existing: set[str]) -> str:
         elif index and index.group(1) not in existing:
             out.append(text)
     return "\n".join(out)
+
+
+class ComponentTables:
+    """Base of a component's store: its tables in a repository database, made on first use
+    (`_ensure()`), with the component's name, layout version and schema as class attributes."""
+
+    component: str
+    schema_version: int
+    schema_sql: str
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            self.db.ensure_component(self.component, self.schema_version, self.schema_sql)
+            self._ready = True

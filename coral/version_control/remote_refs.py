@@ -10,7 +10,7 @@ import builtins
 import sqlite3
 import time
 
-from coral.version_control.database import Database
+from coral.version_control.database import ComponentTables, Database
 
 COMPONENT = "remotes"
 SCHEMA_VERSION = 1
@@ -25,17 +25,10 @@ CREATE TABLE IF NOT EXISTS remote_refs (
 """
 
 
-class TrackingRefs:
+class TrackingRefs(ComponentTables):
     """Read and record remote-tracking refs."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            self.db.ensure_component(COMPONENT, SCHEMA_VERSION, _SCHEMA)
-            self._ready = True
+    component, schema_version, schema_sql = COMPONENT, SCHEMA_VERSION, _SCHEMA
 
     def record(self, remote: str, refs: dict[str, str | None]) -> None:
         """Set (commit) or forget (None) tracking refs of `remote` in one transaction."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from coral.errors import CoralError
 from coral.version_control.audit import record_safely
-from coral.version_control.database import Database
+from coral.version_control.database import ComponentTables
 
 COMPONENT = "reviews"
 SCHEMA_VERSION = 1
@@ -145,17 +145,10 @@ def state_of(verdicts: list[Verdict]) -> str:
     return APPROVED if APPROVED in latest.values() else OPEN
 
 
-class ReviewStore:
+class ReviewStore(ComponentTables):
     """Request, approve, reject and list the reviews of a repository's commits."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            self.db.ensure_component(COMPONENT, SCHEMA_VERSION, _SCHEMA)
-            self._ready = True
+    component, schema_version, schema_sql = COMPONENT, SCHEMA_VERSION, _SCHEMA
 
     # -- writes -------------------------------------------------------------------------------
     def request(

@@ -53,6 +53,7 @@ def _use_every_component(path: Path) -> None:
     from coral.experiments import ExperimentTracker
     from coral.registry.history import PublishHistory
     from coral.training.checkpoint_index import CheckpointIndex
+    from coral.version_control.ci_results import CIResults
     from coral.version_control.comments import CommentStore
     from coral.version_control.reviews import ReviewStore
     from coral.version_control.stash import StashStore
@@ -67,6 +68,7 @@ def _use_every_component(path: Path) -> None:
         CommentStore(repo.database).add(repo.resolve_ref("HEAD"), "ok", author="ana")
         ReviewStore(repo.database).request(repo.resolve_ref("HEAD"), "HEAD", author="ana")
         StashStore(repo.database)
+        CIResults(repo.database).record(repo.resolve_ref("HEAD"), "eval", {"acc": 1.0}, actor="ana")
 
 
 def test_documented_tables_match_schema(tmp_path: Path) -> None:

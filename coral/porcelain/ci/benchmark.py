@@ -7,7 +7,7 @@ as an export does; the peak of the memory allocated meanwhile (tracemalloc: Pyth
 numpy buffers). An evaluation script runs as a subprocess in the repository's folder with
 `CORAL_REPO`, `CORAL_COMMIT`, `CORAL_REF` and `CORAL_WEIGHTS` (a safetensors export of the
 commit) in its environment; the last line of its stdout that is a JSON object is its metrics.
-Results go to the `ci_results` table (`coral.porcelain.ci.results`).
+Results go to the `ci_results` table (`coral.version_control.ci_results`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 from coral.core.tensor_checks import element_count
 from coral.core.training_names import is_training_state
 from coral.errors import CoralError
-from coral.porcelain.ci.results import CIResults
 from coral.porcelain.export import export_commit
 from coral.storage.base import ObjectStats
 from coral.version_control.audit import current_actor
+from coral.version_control.ci_results import CIResults
 from coral.version_control.repository import Repository
 
 Advance = Callable[[int], None]

@@ -18,10 +18,10 @@ from coral.core.tensor_checks import element_count
 from coral.core.training_names import is_training_state
 from coral.core.units import human_bytes
 from coral.porcelain.ci.benchmark import stored_bytes
-from coral.porcelain.ci.results import CIResults
 from coral.porcelain.ci.schema import ValidationSchema
 from coral.porcelain.ci.validate import ValidationResult, validate_commit
 from coral.porcelain.compare import diff_commits
+from coral.version_control.ci_results import CIResults
 from coral.version_control.diff import ADDED, CHANGED, REMOVED, SHAPE_CHANGED, TensorComparison
 from coral.version_control.objects import Commit, Tree
 from coral.version_control.repository import Repository

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coral.porcelain.ci.results import CIResults
+from coral.version_control.ci_results import CIResults
 from coral.version_control.repository import Repository
 from tests.workflows.ci.conftest import Invoke, assert_user_error, ok, run_coral
 

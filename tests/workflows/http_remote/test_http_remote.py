@@ -95,6 +95,12 @@ def test_writer_pushes_and_the_server_takes_it_in(server: Server, tmp_path: Path
     ok = [e for e in _entries(server) if e["action"] == "remote.push" and e["outcome"] == "ok"]
     assert ok[0]["actor"] == "writer" and ok[0]["target"] == "main"
     assert ok[0]["detail"]["commit"] == new
+    moved = [
+        e
+        for e in _entries(server)
+        if e["action"] == "ref.update" and e["target"] == "refs/heads/main"
+    ]
+    assert moved[0]["actor"] == "writer"  # the branch moved for the writer, not the server's user
 
     # a second clone (by the reader) sees the writer's commit
     again = tmp_path / "again"

@@ -98,3 +98,44 @@ def test_import_onnx_as_a_real_process_shows_the_producer(repo_path, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "made by pytorch" in proc.stdout
     assert all(len(line) <= 80 for line in proc.stdout.splitlines())
+
+
+def test_export_onnx_without_a_template_fills_the_imported_graph(coral, repo_path, tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from coral.integrations.onnx_io import GRAPH_FILE, load_onnx_initializers
+
+    source = tmp_path / "m.onnx"
+    _template(_model(), source)
+    assert coral("import", "onnx", str(source)).exit_code == 0  # the two-word spelling
+    tuned = _model()
+    with torch.no_grad():
+        for p in tuned.parameters():
+            p += 0.5
+    with Repository(repo_path) as repo:
+        assert GRAPH_FILE in repo.list_files("HEAD")  # the graph, initializers emptied
+        assert repo.get_files("HEAD")[GRAPH_FILE].__len__() < source.stat().st_size
+        repo.add_all_weights({k: v.numpy() for k, v in tuned.state_dict().items()})
+        repo.commit("tuned")
+
+    out = tmp_path / "out.onnx"
+    result = coral("export", "onnx", "HEAD", str(out))
+    assert result.exit_code == 0, result.output
+    exported = load_onnx_initializers(out)
+    for name, value in tuned.state_dict().items():
+        assert exported[name].tobytes() == value.numpy().tobytes()  # bit-exact
+    x = np.random.default_rng(0).standard_normal((1, 5)).astype(np.float32)
+    session = ort.InferenceSession(str(out))
+    (y,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(y, tuned(torch.from_numpy(x)).detach().numpy(), rtol=1e-5)
+    assert onnx_metadata(out)["coral.message"] == "tuned"
+
+    # a commit that never came from ONNX has no graph to fill: one error, a hint, no file
+    with Repository(repo_path) as repo:
+        repo.remove_file(GRAPH_FILE)
+        repo.commit("graph removed")
+    missing = tmp_path / "none.onnx"
+    result = coral("export", "onnx", "HEAD", str(missing))
+    assert_user_error(result, "no ONNX graph")
+    assert "--template" in result.stderr and not missing.exists()

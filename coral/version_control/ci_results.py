@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from coral.version_control.database import Database
+from coral.version_control.database import ComponentTables
 
 COMPONENT = "ci"
 SCHEMA_VERSION = 1
@@ -62,17 +62,10 @@ class CIResult:
         }
 
 
-class CIResults:
+class CIResults(ComponentTables):
     """Record and read the CI results of one repository database."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            self.db.ensure_component(COMPONENT, SCHEMA_VERSION, _SCHEMA)
-            self._ready = True
+    component, schema_version, schema_sql = COMPONENT, SCHEMA_VERSION, _SCHEMA
 
     def record(self, commit_hash: str, kind: str, data: dict[str, Any], *, actor: str) -> int:
         """Append a result for `commit_hash`; returns its id."""
