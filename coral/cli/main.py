@@ -23,7 +23,8 @@ import pkgutil
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +70,13 @@ def _describe(exc: BaseException) -> tuple[str, str | None]:
         return f"not a directory: {exc.filename}", "check the path"
     if isinstance(exc, PermissionError):
         return f"permission denied: {exc.filename}", "check the file's permissions"
+    if isinstance(exc, UnicodeEncodeError) and "surrogates" in str(exc.reason):
+        bad = exc.object[exc.start : exc.end].encode("utf-8", "surrogateescape")
+        return (
+            f"a name or message is not valid UTF-8 text (byte {bad!r})",
+            "Coral keeps names and messages as UTF-8: retype that argument, or check the "
+            "terminal's encoding (LANG, LC_ALL)",
+        )
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc), None
     return (
@@ -335,9 +343,86 @@ def register_commands(target: typer.Typer) -> list[str]:
 register_commands(app)
 
 
+class LazyCommands(dict[str, Command]):
+    """The root group's commands, each converted from its typer registration on first use:
+    `coral status` builds one command, not all of them (`--help` lists, and builds, all)."""
+
+    def __init__(self, target: typer.Typer) -> None:
+        super().__init__()
+        self._build: dict[str, Callable[[], Command]] = {}
+        short, markup = target.pretty_exceptions_short, target.rich_markup_mode
+        for info in target.registered_commands:
+            assert info.callback is not None
+            name = info.name or typer.main.get_command_name(info.callback.__name__)
+            self._build[name] = partial(
+                typer.main.get_command_from_info,
+                info,
+                pretty_exceptions_short=short,
+                rich_markup_mode=markup,
+            )
+        for group in target.registered_groups:
+            assert group.name, "a command group needs a name"
+            self._build[group.name] = partial(
+                typer.main.get_group_from_info,
+                group,
+                pretty_exceptions_short=short,
+                rich_markup_mode=markup,
+                suggest_commands=target.suggest_commands,
+            )
+
+    def built(self) -> list[str]:
+        """The names of the commands built so far."""
+        return list(dict.keys(self))
+
+    def _load(self, name: str) -> Command | None:
+        if not dict.__contains__(self, name) and name in self._build:
+            dict.__setitem__(self, name, self._build[name]())
+        return dict.get(self, name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        found = self._load(name)
+        return default if found is None else found
+
+    def __getitem__(self, name: str) -> Command:
+        found = self._load(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._build or dict.__contains__(self, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(dict.fromkeys([*self._build, *dict.keys(self)])))
+
+    def __len__(self) -> int:
+        return len(set(self._build) | set(dict.keys(self)))
+
+    def keys(self) -> Any:
+        return list(self)
+
+    def values(self) -> Any:
+        return [self[n] for n in self]
+
+    def items(self) -> Any:
+        return [(n, self[n]) for n in self]
+
+
+def root_command(target: typer.Typer = app) -> Command:
+    """The click group of `target` with its commands built on demand (`LazyCommands`)."""
+    commands, groups = target.registered_commands, target.registered_groups
+    target.registered_commands, target.registered_groups = [], []
+    try:
+        command = typer.main.get_command(target)
+    finally:
+        target.registered_commands, target.registered_groups = commands, groups
+    command.commands = LazyCommands(target)  # type: ignore[attr-defined]
+    return command
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `coral` script."""
-    command = typer.main.get_command(app)
+    command = root_command(app)
     code = int(command.main(args=argv, prog_name="coral", standalone_mode=False) or 0)
     try:
         sys.stdout.flush()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from coral.cli._common import emit_json, human_bytes, open_repo, out, parse_metrics, progress
-from coral.cli.staging import print_commit_line
+from coral.cli.staging import ClusterOption, choose_cluster, print_commit_line
 
 ORDER = 11  # right after `add` and `commit`
 PANEL = "Stage and commit"
@@ -47,6 +47,7 @@ def save(
         typer.Option("--base", help="Record the model this fine-tunes: a ref, or a name."),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    cluster: ClusterOption = None,
 ) -> None:
     """Stage checkpoint files and commit them in one step (`coral add` + `coral commit`)."""
     from coral.integrations.formats._common import tensor_bytes
@@ -60,6 +61,7 @@ def save(
 
         metadata.update(recorded_provenance(repo, config, dataset, base))
     loaded = load_paths(paths, prefix)
+    choose_cluster(repo, cluster)
     count = sum(len(c.weights) for c in loaded)
     size = human_bytes(sum(tensor_bytes(c.weights) for c in loaded))
     with progress(f"saving {count} tensors ({size})", count) as bar:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from coral.cli._common import (
     complete_weight,
     emit_json,
+    err,
     first_line,
     human_bytes,
     note,
@@ -29,6 +30,25 @@ PANEL = "Stage and commit"
 _BATCH_BYTES = 256 << 20
 _BATCH_TENSORS = 256
 
+ClusterOption = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        metavar="ADDRESS",
+        help="Encode chunks on this Dask scheduler's workers (tcp://HOST:PORT; `local`: "
+        "this machine). Default: CORAL_DASK_SCHEDULER, else [cluster] scheduler.",
+    ),
+]
+
+
+def choose_cluster(repo: Repository, address: str | None) -> None:
+    """Connect to the cluster the command runs on (a line on stderr says which)."""
+    from coral.porcelain.cluster import use_cluster
+
+    chosen = use_cluster(repo, address)
+    if chosen.scheduler is not None:
+        err().print(f"[dim]encoding on {escape(chosen.description)}[/dim]")
+
 
 def add(
     paths: Annotated[
@@ -46,6 +66,7 @@ def add(
         bool,
         typer.Option("--replace", help="Also stage removal of HEAD tensors not in the checkpoint."),
     ] = False,
+    cluster: ClusterOption = None,
 ) -> None:
     """Stage the tensors of checkpoint files or folders (and a model folder's files:
     config.json, tokenizer files, ...)."""
@@ -54,6 +75,7 @@ def add(
 
     repo = open_repo()
     loaded = load_paths(paths, prefix)
+    choose_cluster(repo, cluster)
     for ckpt in loaded:
         sources = ", ".join(map(str, ckpt.sources))
         note(f"{ckpt.path}: {ckpt.format}, {len(ckpt.weights)} tensors from {sources}")
@@ -125,11 +147,13 @@ def commit(
         str | None,
         typer.Option("--base", help="Record the model this fine-tunes: a ref, or a name."),
     ] = None,
+    cluster: ClusterOption = None,
 ) -> None:
     """Record the staged tensors as a new commit."""
     from coral.cli.provenance import recorded_provenance
 
     repo = open_repo()
+    choose_cluster(repo, cluster)
     metrics = parse_metrics(metric)
     if not allow_empty:
         refuse_empty_commit(repo)

@@ -19,6 +19,8 @@ from coral.cli._common import (
     progress,
 )
 from coral.cli.staging import (
+    ClusterOption,
+    choose_cluster,
     print_commit_line,
 )
 
@@ -64,6 +66,7 @@ def import_(
         ),
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    cluster: ClusterOption = None,
 ) -> None:
     """Stage a checkpoint (and a model folder's files) and commit it (`coral add` +
     `coral commit`)."""
@@ -74,6 +77,7 @@ def import_(
     repo = open_repo()
     (ckpt,) = load_paths([path], prefix)
     recorded = recorded_provenance(repo, config, dataset, base)
+    choose_cluster(repo, cluster)
     with progress(f"importing {len(ckpt.weights)} tensors", len(ckpt.weights)) as bar:
         result = import_checkpoint(
             repo,

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from coral.core.mapped_pages import release
 from coral.core.tensor_convert import torch_to_numpy
 
 BLOCK_ELEMENTS = 1 << 16  # elements per block (one block = one independent slice of hyperplanes)
@@ -244,6 +245,7 @@ class RandomProjector:
             count = min(CHUNK_BLOCKS, full - start)
             rows = flat[start * BLOCK_ELEMENTS : (start + count) * BLOCK_ELEMENTS]
             fold(*self._block_contrib(rows.reshape(count, BLOCK_ELEMENTS), start))
+            release(rows)  # a memory-mapped tensor's pages go once projected
         tail = n - full * BLOCK_ELEMENTS
         if tail:
             fold(*self._block_contrib(flat[full * BLOCK_ELEMENTS :].reshape(1, tail), full))

@@ -10,8 +10,10 @@ never mix):
 - `…:meta`              a HASH: `seq` (insertion counter), `buckets` (non-empty buckets).
 
 Inserts and removals run as Lua scripts, so each is atomic even with many writers; a query
-reads buckets with pipelined SMEMBERS, then the candidates' codes with one HMGET. Keys must be
-strings. Scripts build key names at run time: use a single Redis server (not Redis Cluster).
+reads buckets with pipelined SMEMBERS, then the candidates' codes with one HMGET
+(`query_codes` takes codes computed elsewhere, e.g. a SimHash fingerprint's bands, and probes
+every single-bit flip: see `coral.version_control.shared_index`). Keys must be strings.
+Scripts build key names at run time: use a single Redis server (not Redis Cluster).
 """
 
 from __future__ import annotations
@@ -117,9 +119,7 @@ class RedisLSHIndex(_LSHBase):
     def insert(self, vec: Any, key: Hashable) -> None:
         """Hash `vec` and file it under `key` (replacing an earlier entry for `key`)."""
         codes, _ = self.signature(vec)
-        self._insert_script(
-            args=[self.prefix, self._check_key(key), " ".join(map(str, codes.tolist()))]
-        )
+        self.insert_codes(codes.tolist(), key)
 
     def insert_batch(self, vectors: Sequence[Any] | np.ndarray, keys: Sequence[Hashable]) -> None:
         """Insert several vectors in one round trip."""
@@ -128,10 +128,18 @@ class RedisLSHIndex(_LSHBase):
         codes = self.codes_many(vectors)
         pipe = self._redis.pipeline(transaction=False)
         for key, row in zip(keys, codes.tolist(), strict=True):
-            self._insert_script(
-                args=[self.prefix, self._check_key(key), " ".join(map(str, row))], client=pipe
-            )
+            self.insert_codes(row, key, client=pipe)
         pipe.execute()
+
+    def insert_codes(self, codes: Sequence[int], key: Hashable, client: Any = None) -> None:
+        """File `key` under codes computed elsewhere (one per table, e.g. the bands of a
+        SimHash fingerprint made with the same hyperplanes); `client` may be a pipeline."""
+        if len(codes) != self.config.num_tables:
+            raise ValueError(f"expected {self.config.num_tables} codes, got {len(codes)}")
+        self._insert_script(
+            args=[self.prefix, self._check_key(key), " ".join(str(int(c)) for c in codes)],
+            client=client,
+        )
 
     def remove(self, key: Hashable) -> bool:
         """Forget `key`; False when it was not stored."""
@@ -177,6 +185,23 @@ class RedisLSHIndex(_LSHBase):
 
     def _keys_of(self, handles: list[Any]) -> list[Hashable]:
         return list(handles)
+
+    def query_codes(self, codes: Sequence[int], limit: int) -> list[tuple[Hashable, int]]:
+        """Up to `limit` (key, Hamming distance over all tables) nearest to `codes`, probing
+        every table's own bucket and every single-bit flip of it in one round trip. Exact for
+        near keys: a key within `2 * num_tables - 1` bits agrees with `codes` up to one bit in
+        some table, so it is always found (pigeonhole), with no projection to compute."""
+        if len(codes) != self.config.num_tables:
+            raise ValueError(f"expected {self.config.num_tables} codes, got {len(codes)}")
+        if limit <= 0:
+            return []
+        k = self.config.num_hyperplanes
+        probes = [(t, int(c)) for t, c in enumerate(codes)]
+        probes += [(t, int(c) ^ (1 << j)) for t, c in enumerate(codes) for j in range(k)]
+        found = self._gather(probes, set())
+        if not found:
+            return []
+        return self._rank(found, np.array([int(c) for c in codes], dtype=np.uint64), limit)
 
     def __len__(self) -> int:
         return int(self._redis.hlen(self._sig))

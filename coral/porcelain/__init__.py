@@ -3,12 +3,31 @@
 The CLI parses arguments, calls these and prints; the terminal browser and the web dashboard
 call the same functions. Each takes an open `Repository` and an optional `progress` callback
 (`advance(n)`, one unit per tensor) so every front end can show its own bar.
+
+The names below are imported on first use: importing one porcelain module (as every `coral`
+command does at start-up) does not import the others.
 """
 
-from coral.porcelain.add import AddResult, add_paths
-from coral.porcelain.export import ExportResult, export_commit
-from coral.porcelain.import_ import ImportResult, import_checkpoint
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from coral.porcelain.add import AddResult, add_paths
+    from coral.porcelain.export import ExportResult, export_commit
+    from coral.porcelain.import_ import ImportResult, import_checkpoint
+# eager: a lazy name that is also a submodule's would be shadowed by it once that is imported
 from coral.porcelain.model_files import model_files
+
+_LAZY = {
+    "AddResult": "add",
+    "add_paths": "add",
+    "ExportResult": "export",
+    "export_commit": "export",
+    "ImportResult": "import_",
+    "import_checkpoint": "import_",
+}
 
 __all__ = [
     "AddResult",
@@ -19,3 +38,10 @@ __all__ = [
     "import_checkpoint",
     "model_files",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -12,6 +12,7 @@ import numpy as np
 from coral.errors import CoralError
 from coral.integrations.formats._common import LazyTensors
 from coral.porcelain.model_files import model_files
+from coral.storage.stream_source import as_mapped
 from coral.version_control.repository import Repository
 
 BATCH_BYTES = 256 << 20  # tensors stored per pack (bounded memory while staging)
@@ -122,11 +123,13 @@ def stage_weights(
     return counts
 
 
-def _batches(weights: Mapping[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
-    batch: dict[str, np.ndarray] = {}
+def _batches(weights: Mapping[str, np.ndarray]) -> Iterator[dict[str, Any]]:
+    """Batches of tensors; one memory-mapped from its file (safetensors) goes as a
+    `MappedTensor`, hashed and stored chunk by chunk with its pages dropped as it goes."""
+    batch: dict[str, Any] = {}
     size = 0
     for name, arr in weights.items():
-        batch[name] = arr
+        batch[name] = as_mapped(arr, name)
         size += int(arr.nbytes)
         if size >= BATCH_BYTES or len(batch) >= BATCH_TENSORS:
             yield batch

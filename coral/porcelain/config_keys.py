@@ -16,6 +16,7 @@ from typing import Any
 
 from coral.core.units import parse_size
 from coral.errors import CoralError
+from coral.storage.cluster import ClusterSettings
 from coral.storage.config import MODES, StoreConfig
 from coral.training.watch import WatchRules
 from coral.version_control.config_profiles import (
@@ -27,6 +28,8 @@ from coral.version_control.config_profiles import (
     similarity_threshold,
 )
 from coral.version_control.database import FORMAT_VERSION
+from coral.version_control.shared_index import DEFAULTS as SHARED_DEFAULTS
+from coral.version_control.shared_index import check_backend, check_namespace
 
 ALIAS_SECTION = "alias"  # `[alias] NAME = "COMMAND ARGS"`, managed by `coral alias`
 
@@ -38,6 +41,11 @@ _STORAGE_HELP = {
     "workers": "encoding threads (0: one per CPU)",
     "cache_bytes": "decoded-chunk cache in bytes (sizes like 512MiB work)",
     "fsync": "make every object durable before a ref points at it",
+}
+_CLUSTER_HELP = {
+    "scheduler": "Dask scheduler that encodes chunks, tcp://HOST:PORT (CORAL_DASK_SCHEDULER wins)",
+    "timeout": "seconds to wait for the scheduler to answer, or for a worker to appear",
+    "retries": "times a chunk task that failed is run again before the command fails",
 }
 _WATCH_HELP = {
     "patterns": "checkpoint file patterns `coral watch` commits (a list)",
@@ -59,6 +67,7 @@ class Setting:
     default: Any
     help: str
     writable: bool = True
+    profiled: bool = True  # False: a site setting that profiles may not hold
 
     @property
     def section(self) -> str:
@@ -66,7 +75,7 @@ class Setting:
 
     @property
     def in_profiles(self) -> bool:
-        return self.section in PROFILE_SECTIONS
+        return self.profiled and self.section in PROFILE_SECTIONS
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "type": self.kind, "default": self.default, "help": self.help}
@@ -111,7 +120,22 @@ def known_settings() -> dict[str, Setting]:
             Setting(f"similarity.{k}", "float", v, "cosine a tensor needs to be a delta reference")
             for k, v in SIMILARITY_KEYS.items()
         ),
+        Setting(
+            "similarity.backend",
+            "str",
+            SHARED_DEFAULTS["backend"],
+            "index of delta bases: local, or redis://HOST:PORT/DB (shared)",
+            profiled=False,
+        ),
+        Setting(
+            "similarity.namespace",
+            "str",
+            SHARED_DEFAULTS["namespace"],
+            "key prefix in the shared index (same prefix: shared bases)",
+            profiled=False,
+        ),
         *_from_dataclass("watch", WatchRules, _WATCH_HELP),
+        *_from_dataclass("cluster", ClusterSettings, _CLUSTER_HELP),
     ]
     return {s.key: s for s in rows}
 
@@ -203,6 +227,12 @@ def check_value(setting: Setting, value: Any) -> None:
             StoreConfig(**{name: value})
         elif section == "watch":
             WatchRules(**{name: value})
+        elif section == "cluster":
+            ClusterSettings(**{name: value})
+        elif setting.key == "similarity.backend":
+            check_backend(value)
+        elif setting.key == "similarity.namespace":
+            check_namespace(value)
         elif section == "similarity":
             similarity_threshold({"similarity": {name: value}})
         elif setting.key == "core.profile":

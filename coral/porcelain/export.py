@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from coral.core.weight_tensor import WeightTensor
 from coral.errors import CoralError
 from coral.integrations.formats import FORMATS, detect_format, save_weights
+from coral.integrations.formats._common import LazyArray
 from coral.integrations.model_export import (
     store_loader,
     stream_weights,
@@ -72,7 +76,9 @@ def export_commit(
     streamed = kind in ("hf", "safetensors", "sharded")
     arrays: dict[str, Any]
     if streamed:
-        arrays = stream_weights(chosen, store_loader(repo.store), progress)
+        arrays = _chunked(
+            stream_weights(chosen, store_loader(repo.store), progress), chosen, repo, progress
+        )
     else:
         arrays = {}
         for name, w in chosen.items():
@@ -96,6 +102,35 @@ def export_commit(
     written += [Path(path) / rel for rel in write_model_files(Path(path), readers, same_name)]
     total = sum(int(a.nbytes) for a in arrays.values())
     return ExportResult(commit.commit_hash, len(arrays), total, list(written), sorted(files))
+
+
+def _chunked(
+    arrays: dict[str, LazyArray],
+    chosen: Mapping[str, WeightTensor],
+    repo: Repository,
+    progress: Advance | None,
+) -> dict[str, LazyArray]:
+    """The lazy arrays of `stream_weights`, each also readable chunk by chunk from the store
+    (what the safetensors writer takes: a few chunks in memory, verified as they go)."""
+    out = dict(arrays)
+    for name, lazy in arrays.items():
+        tid = chosen[name].metadata.hash
+        if tid is not None:
+            out[name] = LazyArray(
+                lazy.dtype, lazy.shape, lazy.__array__, _chunks(repo, tid, progress)
+            )
+    return out
+
+
+def _chunks(
+    repo: Repository, tensor_id: str, progress: Advance | None
+) -> Callable[[], Iterator[np.ndarray]]:
+    def read() -> Iterator[np.ndarray]:
+        yield from repo.store.iter_chunks(tensor_id)
+        if progress:
+            progress(1)
+
+    return read
 
 
 def _blob_reader(repo: Repository, blob_id: str) -> Callable[[], bytes]:

@@ -225,6 +225,17 @@ class FingerprintIndex:
         scored.sort()
         return [(tid, math.cos(math.pi * d / NUM_BITS)) for d, _, tid in scored[:limit]]
 
+    def records(self) -> list[tuple[str, tuple[int, ...], str, int]]:
+        """Every recorded (tensor_id, shape, dtype, fingerprint), oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT tensor_id, shape, dtype, fingerprint FROM fingerprints ORDER BY rowid"
+            ).fetchall()
+        return [
+            (tid, tuple(int(d) for d in shape.split(",") if d), dtype, int.from_bytes(fp, "little"))
+            for tid, shape, dtype, fp in rows
+        ]
+
     def query_plan(self) -> list[str]:
         """SQLite's plan for a lookup (for checking that it uses the band indexes)."""
         with self._lock:

@@ -177,13 +177,14 @@ def parse_trailer(pack_id: str, block: bytes, file_size: int) -> PackContents:
         raise PackFormatError("pack index checksum mismatch", data_end)
     entries = []
     kinds = len(KINDS)
+    make = tuple.__new__  # PackEntry(...) without its Python-level __new__: packs hold 10^4+
     for i, (code, oid, offset, size, rsum, enc, nrefs, r0, r1) in enumerate(
         _ENTRY.iter_unpack(block[: count * _ENTRY.size])
     ):
         if code >= kinds or offset + size > data_end or nrefs > 2:
             raise PackFormatError(f"pack index entry {i} is out of bounds", data_end)
         refs = () if nrefs == 0 else (r0.hex(),) if nrefs == 1 else (r0.hex(), r1.hex())
-        entries.append(PackEntry(KINDS[code], oid.hex(), offset, size, rsum, enc, refs))
+        entries.append(make(PackEntry, (KINDS[code], oid.hex(), offset, size, rsum, enc, refs)))
     hints = []
     pos = count * _ENTRY.size
     for _ in range(hints_n):

@@ -180,11 +180,15 @@ class PackIndex:
 
     def _add(self, info: PackInfo) -> None:
         self._packs[info.pack_id] = info
+        objects, by_kind, sequence = self._objects, self._by_kind, info.sequence
+        where = (info.pack_id, sequence)
+        make = tuple.__new__  # Location(...) without its Python-level __new__ (hot: every open)
         for entry in info.entries:
-            current = self._objects.get(entry.object_id)
-            if current is None or current.sequence < info.sequence:
-                self._objects[entry.object_id] = Location(info.pack_id, info.sequence, entry)
-                self._by_kind[entry.kind].add(entry.object_id)
+            oid = entry.object_id
+            current = objects.get(oid)
+            if current is None or current.sequence < sequence:
+                objects[oid] = make(Location, (*where, entry))
+                by_kind[entry.kind].add(oid)
 
     def _drop(self, pack_id: str) -> None:
         info = self._packs.pop(pack_id, None)

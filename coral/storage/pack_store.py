@@ -17,9 +17,8 @@ from __future__ import annotations
 import builtins
 import threading
 from collections import deque
-from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,20 @@ from coral.core.dtypes import numpy_dtype
 from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
 from coral.core.weight_tensor import WeightMetadata, WeightTensor
 from coral.errors import CorruptObjectError, InvalidNameError, ObjectNotFoundError
-from coral.storage import chunk_reader, store_stats
+from coral.storage import chunk_reader, chunk_tasks, store_stats
 from coral.storage.backend import Backend, KeyNotFoundError, LocalBackend
 from coral.storage.base import CHUNK, TENSOR, GCReport, ObjectStats, StoreStats, WeightStore
 from coral.storage.chunk_cache import ChunkCache
-from coral.storage.chunk_encoder import EncodedChunk, Reference, encode_best, encode_full
+from coral.storage.chunk_encoder import EncodedChunk, encode_best, encode_full
 from coral.storage.chunk_format import (
     ChunkEncoding,
     ChunkHeader,
     parse_header,
 )
+from coral.storage.chunk_plan import ChunkJob, plan_chunks, reference_for
+from coral.storage.cluster import ClusterSettings, cluster_settings
 from coral.storage.config import StoreConfig
+from coral.storage.encode_pool import EncodePool, open_pool
 from coral.storage.loose import LOOSE_KINDS, LooseObjects
 from coral.storage.maintenance import BackgroundRepack
 from coral.storage.manifest import TensorManifest
@@ -49,15 +51,6 @@ from coral.storage.pack_index import Location, PackIndex
 from coral.storage.promisor import Promisor
 
 _MAX_DECODE_DEPTH = 256  # deeper than any chain the store writes: a cycle or damage
-
-
-@dataclass
-class _ChunkJob:
-    chunk_id: str
-    raw: np.ndarray
-    dtype: str
-    itemsize: int
-    ref_id: str | None
 
 
 class PackStore(WeightStore):
@@ -74,8 +67,9 @@ class PackStore(WeightStore):
         self.index.refresh()
         self.loose = LooseObjects(self.root)
         self._cache = ChunkCache(self.config.cache_bytes)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: EncodePool | None = None
         self._pool_lock = threading.Lock()
+        self.cluster = cluster_settings({})  # the Dask scheduler, if any (repo_config sets it)
         self._packs = PackFiles(lambda pack_id: self.backend.path(pack_key(pack_id)))
         self._write_lock = threading.Lock()
         self.maintenance = BackgroundRepack(self.repack)
@@ -84,21 +78,33 @@ class PackStore(WeightStore):
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
-    def pool(self) -> ThreadPoolExecutor:
+    def pool(self) -> EncodePool:
+        """Where chunk work runs: local threads, or `self.cluster`'s Dask workers (connected
+        on first use; see `encode_pool`)."""
         with self._pool_lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    self.config.worker_count, thread_name_prefix="coral-store"
-                )
+                self._pool = open_pool(self.cluster, self.config.worker_count)
             return self._pool
+
+    def use_cluster(self, settings: ClusterSettings) -> EncodePool:
+        """Run chunk work as `settings` say from now on, connecting now (ClusterError when
+        the scheduler cannot be reached)."""
+        with self._pool_lock:
+            old, self._pool, self.cluster = self._pool, None, settings
+        if old is not None:
+            old.shutdown()
+        return self.pool
 
     def close(self) -> None:
         """Finish background maintenance, stop worker threads, close pack files."""
         self.wait_for_maintenance()
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            pool = self._pool
+        if pool is not None:  # unlocked: a task still running may ask for `self.pool`
+            pool.shutdown()
+            with self._pool_lock:
+                if self._pool is pool:
+                    self._pool = None
         self._packs.close()
 
     def retire_pack(self, pack_id: str) -> None:
@@ -229,10 +235,10 @@ class PackStore(WeightStore):
         items: Iterable[tuple[WeightTensor, str | None]],
         ids: builtins.list[str],
     ) -> None:
-        window: deque[tuple[Future[EncodedChunk], _ChunkJob]] = deque()
+        window: deque[tuple[Future[EncodedChunk], ChunkJob]] = deque()
         manifests: deque[tuple[str, TensorManifest, set[str]]] = deque()
         in_flight: set[str] = set()
-        limit = 2 * self.config.worker_count
+        limit = 2 * self.pool.workers  # connects to a cluster before anything is written
 
         def drain(keep: int) -> None:
             while len(window) > keep:
@@ -242,6 +248,7 @@ class PackStore(WeightStore):
                 if enc.encoding is ChunkEncoding.FULL and job.ref_id and self._is_full(job.ref_id):
                     writer.hint(job.ref_id, enc.chunk_id)
                 in_flight.discard(enc.chunk_id)
+                job.done()
             while manifests and not (manifests[0][2] & in_flight):
                 tid, manifest, _ = manifests.popleft()
                 writer.add(TENSOR, tid, manifest.encode())
@@ -251,13 +258,17 @@ class PackStore(WeightStore):
             ids.append(tid)
             if tid in writer or any(t == tid for t, _, _ in manifests) or self._has(TENSOR, tid):
                 continue
-            manifest, jobs = self._plan(weight, reference)
+            chunk_ids: builtins.list[str] = []
+            chunk_bytes, jobs = plan_chunks(self, weight, reference)
             waiting: set[str] = set()
-            for job in jobs:
+            for job in jobs:  # planned as they come: a mapped tensor is read chunk by chunk
+                chunk_ids.append(job.chunk_id)
                 if job.chunk_id in in_flight:
                     waiting.add(job.chunk_id)
+                    job.done()
                     continue
                 if job.chunk_id in writer or self._has(CHUNK, job.chunk_id):
+                    job.done()
                     continue
                 if job.ref_id is not None and job.ref_id in in_flight:
                     drain(0)  # its reference is still being encoded
@@ -265,6 +276,8 @@ class PackStore(WeightStore):
                 window.append((self.pool.submit(self._encode_new, job), job))
                 in_flight.add(job.chunk_id)
                 waiting.add(job.chunk_id)
+            dtype = weight.metadata.dtype_name
+            manifest = TensorManifest(dtype, weight.shape, chunk_bytes, tuple(chunk_ids))
             manifests.append((tid, manifest, waiting))
             drain(limit)
         drain(0)
@@ -275,58 +288,20 @@ class PackStore(WeightStore):
         except (ObjectNotFoundError, CorruptObjectError):
             return False
 
-    def _plan(
-        self, weight: WeightTensor, reference: str | None
-    ) -> tuple[TensorManifest, builtins.list[_ChunkJob]]:
-        dtype = weight.metadata.dtype_name
-        itemsize = weight.dtype.itemsize
-        chunk_bytes = max(1, self.config.chunk_bytes // itemsize) * itemsize
-        raw = weight.data.reshape(-1).view(np.uint8)
-        ref_chunks = self._reference_chunks(reference, dtype, raw.nbytes, chunk_bytes)
-        jobs = []
-        for i, start in enumerate(range(0, raw.nbytes, chunk_bytes)):
-            piece = raw[start : start + chunk_bytes]
-            ref_id = ref_chunks[i] if ref_chunks else None
-            jobs.append(_ChunkJob(hash_chunk(piece.data), piece, dtype, itemsize, ref_id))
-        manifest = TensorManifest(dtype, weight.shape, chunk_bytes, tuple(j.chunk_id for j in jobs))
-        return manifest, jobs
-
-    def _reference_chunks(
-        self, reference: str | None, dtype: str, nbytes: int, chunk_bytes: int
-    ) -> tuple[str, ...] | None:
-        if reference is None or not self._has(TENSOR, reference):
-            return None
-        try:
-            ref = self._manifest(reference)
-        except (CorruptObjectError, ObjectNotFoundError):
-            return None
-        if ref.dtype != dtype or ref.nbytes != nbytes or ref.chunk_bytes != chunk_bytes:
-            return None
-        return ref.chunks
-
-    def _encode_new(self, job: _ChunkJob) -> EncodedChunk:
+    def _encode_new(self, job: ChunkJob) -> EncodedChunk:
         """FULL when the reference is FULL (the repack reverses it later), else the best delta."""
         config = self.config
-        ref = self._reference(job)
+        ref = reference_for(self, job)
         reverse = config.reverse_deltas and config.mode != "fast"
         if ref is None or (reverse and ref.depth == 0 and self._is_full(ref.chunk_id)):
-            enc = encode_full(job.chunk_id, job.raw, job.itemsize, job.dtype, config)
+            enc = self.pool.run(encode_full, job.chunk_id, job.raw, job.itemsize, job.dtype, config)
         else:
-            enc = encode_best(job.chunk_id, job.raw, job.itemsize, job.dtype, ref, config)
-        self._cache.put(job.chunk_id, job.raw.copy(), enc.depth)
+            enc = self.pool.run(
+                encode_best, job.chunk_id, job.raw, job.itemsize, job.dtype, ref, config
+            )
+        if not job.mapped:  # a mapped tensor streams from its file: nothing of it is kept
+            self._cache.put(job.chunk_id, job.raw.copy(), enc.depth)
         return enc
-
-    def _reference(self, job: _ChunkJob) -> Reference | None:
-        if job.ref_id is None or job.ref_id == job.chunk_id:
-            return None
-        try:
-            raw, _ = self._chunk_raw(job.ref_id)
-        except (ObjectNotFoundError, CorruptObjectError):
-            return None
-        depth = self.chain_depth(job.ref_id)
-        if depth >= self.config.max_chain_depth or raw.nbytes != job.raw.nbytes:
-            return None
-        return Reference(job.ref_id, raw, depth)
 
     # -- tensors: read -------------------------------------------------------------------------
     def _manifest(self, tensor_id: str, *, fetch: bool = True) -> TensorManifest:
@@ -363,7 +338,9 @@ class PackStore(WeightStore):
     def _decode(
         self, chunk_id: str, out: np.ndarray | None = None, *, strict: bool = False
     ) -> np.ndarray:
-        """Decode and verify a chunk (see `chunk_reader`)."""
+        """Decode and verify a chunk (see `chunk_reader`; on a cluster, `chunk_tasks`)."""
+        if self.pool.remote and not strict:
+            return chunk_tasks.decode_remote(self, chunk_id, out)
         return chunk_reader.decode(self, chunk_id, out, strict=strict)
 
     def load(self, tensor_id: str, name: str | None = None, *, lazy: bool = False) -> WeightTensor:
@@ -371,9 +348,10 @@ class PackStore(WeightStore):
         meta = WeightMetadata(
             name=name or "", shape=manifest.shape, dtype=numpy_dtype(manifest.dtype), hash=tensor_id
         )
-        if lazy:
+        if lazy:  # read on first use: straight from the pack where the encoding allows
             return WeightTensor(
-                metadata=meta, loader=lambda: self._read_tensor(tensor_id, manifest)
+                metadata=meta,
+                loader=lambda: self._mapped_or_read(tensor_id, manifest),
             )
         return WeightTensor(self._read_tensor(tensor_id, manifest), meta)
 
@@ -389,16 +367,7 @@ class PackStore(WeightStore):
         (`full_check`: and the whole tensor against its BLAKE3 name)."""
         out = np.empty(manifest.nbytes, dtype=np.uint8)
         jobs = [(cid, out[slice(*manifest.chunk_span(i))]) for i, cid in enumerate(manifest.chunks)]
-        missing = [c for c in dict.fromkeys(manifest.chunks) if not self._has(CHUNK, c)]
-        if missing:
-            self.index.refresh()
-            missing = [c for c in missing if not self._has(CHUNK, c)]
-        if missing:
-            raise CorruptObjectError(
-                tensor_id,
-                self.where(TENSOR, tensor_id),
-                f"{len(missing)} of its chunks are missing (first: {missing[0]})",
-            )
+        self.check_chunks_present(tensor_id, manifest)
         if parallel and len(jobs) > 1:
             for fut in [self.pool.submit(self._decode, c, o) for c, o in jobs]:
                 fut.result()
@@ -410,6 +379,37 @@ class PackStore(WeightStore):
                 tensor_id, self.where(TENSOR, tensor_id), "tensor content does not match its hash"
             )
         return out.view(numpy_dtype(manifest.dtype)).reshape(manifest.shape)
+
+    def _mapped_or_read(self, tensor_id: str, manifest: TensorManifest) -> np.ndarray:
+        mapped = self.mapped(tensor_id)
+        return mapped if mapped is not None else self._read_tensor(tensor_id, manifest)
+
+    def check_chunks_present(self, tensor_id: str, manifest: TensorManifest) -> None:
+        """CorruptObjectError naming the first chunk of the tensor that the store lacks."""
+        missing = [c for c in dict.fromkeys(manifest.chunks) if not self._has(CHUNK, c)]
+        if missing:
+            self.index.refresh()
+            missing = [c for c in missing if not self._has(CHUNK, c)]
+        if missing:
+            raise CorruptObjectError(
+                tensor_id,
+                self.where(TENSOR, tensor_id),
+                f"{len(missing)} of its chunks are missing (first: {missing[0]})",
+            )
+
+    def iter_chunks(self, tensor_id: str) -> Iterator[np.ndarray]:
+        """A tensor's bytes chunk by chunk in order, each verified, the whole checked against
+        its name before the last is given (a few chunks in memory: see `stream_read`)."""
+        from coral.storage.stream_read import iter_chunks
+
+        return iter_chunks(self, tensor_id)
+
+    def mapped(self, tensor_id: str) -> np.ndarray | None:
+        """The tensor memory-mapped straight from its pack, when its encoding allows it (one
+        FULL chunk stored raw), verified once; else None (see `stream_map`)."""
+        from coral.storage.stream_map import map_tensor
+
+        return map_tensor(self, tensor_id)
 
     @staticmethod
     def _tensor_hash(manifest: TensorManifest, raw: np.ndarray) -> str:

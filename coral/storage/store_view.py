@@ -1,7 +1,8 @@
 """`StoreInternals`: what PackStore's helper modules read of it, as a Protocol.
 
-`chunk_reader`, `received`, `repack`, `store_stats` and `promisor` are parts of `PackStore`
-kept in their own files; `PackStore` calls them with itself. So that they do not import
+`chunk_reader`, `received`, `repack`, `store_stats`, `promisor`, `stream_read` and
+`stream_map` are parts of `PackStore` kept in their own files; `PackStore` calls them with
+itself. So that they do not import
 `pack_store.py` back (an import cycle), they are typed against this Protocol, which
 `PackStore` satisfies structurally (mypy checks it where `PackStore` passes `self`). The
 underscored members are PackStore's own internals, shared only with these helpers.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from coral.storage.backend import Backend
 from coral.storage.chunk_cache import ChunkCache
 from coral.storage.chunk_format import ChunkHeader
 from coral.storage.config import StoreConfig
+from coral.storage.encode_pool import EncodePool
 from coral.storage.loose import LooseObjects
 from coral.storage.manifest import TensorManifest
 from coral.storage.pack_index import Location, PackIndex
@@ -37,9 +38,13 @@ class StoreInternals(Protocol):
     _cache: ChunkCache
 
     @property
-    def pool(self) -> ThreadPoolExecutor: ...
+    def pool(self) -> EncodePool: ...
 
     def where(self, kind: str, object_id: str) -> str | None: ...
+
+    def manifest(self, tensor_id: str) -> TensorManifest: ...
+
+    def check_chunks_present(self, tensor_id: str, manifest: TensorManifest) -> None: ...
 
     def read_record(self, kind: str, object_id: str, *, check: bool = True) -> bytes: ...
 
@@ -66,3 +71,7 @@ class StoreInternals(Protocol):
     def _manifest(self, tensor_id: str, *, fetch: bool = True) -> TensorManifest: ...
 
     def _chunk_raw(self, chunk_id: str) -> tuple[np.ndarray, int]: ...
+
+    def _decode(
+        self, chunk_id: str, out: np.ndarray | None = None, *, strict: bool = False
+    ) -> np.ndarray: ...

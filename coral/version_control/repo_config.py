@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from coral.errors import CoralError, FormatVersionError, NotARepositoryError
+from coral.storage.cluster import cluster_settings
 from coral.storage.pack_store import PackStore
 from coral.version_control.config_profiles import apply_profile, similarity_threshold
 from coral.version_control.database import FORMAT_VERSION
@@ -73,4 +74,6 @@ def open_store(root: Path, config: Mapping[str, Any]) -> PackStore:
         store_config = StoreConfig(**settings)
     except (TypeError, ValueError) as exc:
         raise CoralError(f"bad [storage] settings in config.toml: {exc}") from exc
-    return PackStore(root, store_config)
+    store = PackStore(root, store_config)
+    store.cluster = cluster_settings(config)  # where chunks encode: local, or a Dask cluster
+    return store

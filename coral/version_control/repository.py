@@ -394,7 +394,7 @@ class Repository(BranchesAndTags):
         meta = entry.to_metadata()
         if lazy:
             store, tid = self.store, entry.tensor_id
-            return WeightTensor(metadata=meta, loader=lambda: store.load(tid).data)
+            return WeightTensor(metadata=meta, loader=lambda: store.load(tid, lazy=True).data)
         loaded = self.store.load(entry.tensor_id, entry.name)
         return WeightTensor(loaded.data, replace(meta, shape=loaded.shape, dtype=loaded.dtype))
 

@@ -51,12 +51,15 @@ class CommitWriter:
     def __init__(self, repo: Writable) -> None:
         self.repo = repo
         self._fingerprints: Any = None
+        self._shared: Any = None  # the shared similarity index ([similarity] backend)
         self.on_commit: list[Callable[[Commit], None]] = []  # caches to fill, maintenance
 
     def close(self) -> None:
         if self._fingerprints not in (None, False):
             self._fingerprints.close()
-        self._fingerprints = None
+        if self._shared not in (None, False):
+            self._shared.close()
+        self._fingerprints = self._shared = None
 
     # -- tensors -------------------------------------------------------------------------------
     def store_weights(
@@ -112,14 +115,10 @@ class CommitWriter:
             and entry.dtype == weight.metadata.dtype_name
         ):
             return entry.tensor_id
-        index = self.fingerprint_index()
-        if index is None:
-            return None
-        try:
-            ref = index.find_reference(weight, exclude=weight.compute_hash())
-        except Exception:  # the index only helps compression: never let it fail an add
-            return None
-        return ref if isinstance(ref, str) and ref != weight.metadata.hash else None
+        from coral.version_control.shared_index import best_reference
+
+        index, shared = self.fingerprint_index(), self.shared_index()
+        return best_reference(weight, index, shared, self.repo.store.exists)
 
     def fingerprint_index(self) -> Any:
         """The similarity index of this repository (None when it cannot be opened)."""
@@ -136,20 +135,45 @@ class CommitWriter:
                 self._fingerprints = False
         return None if self._fingerprints is False else self._fingerprints
 
+    def shared_index(self) -> Any:
+        """The similarity index shared with other repositories (`[similarity] backend`), or
+        None: local backend, or Redis unusable (see `coral.version_control.shared_index`)."""
+        if self._shared is None:
+            from coral.version_control.shared_index import open_shared_index
+
+            local = self.fingerprint_index()  # its fingerprints and threshold are shared
+            self._shared = local is not None and open_shared_index(
+                getattr(self.repo, "config", {}),
+                self.repo.db_path,
+                similarity_threshold=local.similarity_threshold,
+                fingerprint=local.fingerprint,
+                records=local.records,
+            )
+            self._shared = self._shared or False
+        return None if self._shared is False or self._shared.disabled else self._shared
+
     def _index_fingerprints(
         self, tensors: Sequence[WeightTensor], ids: Sequence[str], references: Sequence[str | None]
     ) -> None:
+        from coral.version_control.shared_index import file_quietly
+
         index = self.fingerprint_index()
         if index is None:
             return
+        shared = self.shared_index()
+        rows = []
         for w, tid, ref in zip(tensors, ids, references, strict=True):
             if ref is not None:
                 continue  # its lineage is already indexed: the first version has a fingerprint
             try:
+                if shared is not None:
+                    meta = w.metadata
+                    rows.append((tid, tuple(meta.shape), meta.dtype_name, index.fingerprint(w)))
                 if tid not in index:
                     index.add(tid, w)
             except Exception:  # derived data: a missing fingerprint only costs compression
                 continue
+        file_quietly(shared, rows)
 
     # -- model files ---------------------------------------------------------------------------
     def store_files(self, files: Mapping[str, bytes | os.PathLike[str]]) -> list[FileEntry]:

@@ -268,3 +268,25 @@ def test_closed_stdout_is_quiet(repo_path: Path) -> None:
     proc.wait(timeout=120)
     assert stderr == ""
     assert proc.returncode in (0, 1)
+
+
+def test_an_argument_that_is_not_utf8_is_a_user_error_and_loses_nothing(
+    repo_path: Path, tmp_path: Path
+) -> None:
+    """A byte that is not UTF-8 in a message (the shell passes it as a lone surrogate) is one
+    error line and a hint, not a traceback; what was staged stays staged."""
+    ckpt = tmp_path / "w.npz"
+    np.savez(ckpt, **{"encoder.bias": np.ones(8, np.float32)})
+    env = {**os.environ, "COLUMNS": "80"}
+    run = [sys.executable, "-m", "coral.cli.main", "-C", str(repo_path)]
+    assert subprocess.run([*run, "add", str(ckpt)], env=env, capture_output=True).returncode == 0
+    for args in (["commit", "-m", b"bad \xff byte"], ["tag", b"v\xff"]):
+        argv = [a if isinstance(a, bytes) else a.encode() for a in [*run, *args]]
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert lines[0].startswith("error: a name or message is not valid UTF-8"), proc.stderr
+        assert lines[1].startswith("hint: ") and "Traceback" not in proc.stderr
+    with Repository(repo_path, shared_staging=True) as repo:  # the CLI's staging area
+        assert "encoder.bias" in repo.staged_changes()  # still staged
+        assert [c.message for c in repo.log()] == ["second", "first"]

@@ -48,8 +48,8 @@ def test_safetensors_checkpoint_is_read_lazily_and_staged_in_bounded_batches(
 
 
 def test_export_reads_each_tensor_when_the_writer_reaches_it(tmp_path: Path, monkeypatch) -> None:
-    """A safetensors export holds about one tensor at a time: every tensor is loaded from the
-    store exactly once, interleaved with writing (never all before the file is opened)."""
+    """A safetensors export holds a few chunks at a time: every tensor is read from the store
+    exactly once, chunk by chunk, as the writer reaches it (never all before the file opens)."""
     from safetensors.numpy import load_file
 
     from coral.porcelain import export_commit
@@ -60,25 +60,17 @@ def test_export_reads_each_tensor_when_the_writer_reaches_it(tmp_path: Path, mon
     repo.add_all_weights(arrays)
     repo.commit("six")
     events: list[str] = []
-    load = repo.store.load
+    iter_chunks = repo.store.iter_chunks
 
-    def counting_load(tid, *a, **kw):
-        events.append("load")
-        return load(tid, *a, **kw)
+    def counting_chunks(tid):
+        events.append("open")
+        for chunk in iter_chunks(tid):
+            events.append("chunk")
+            yield chunk
 
-    import coral.integrations.formats.safetensors_format as st
-
-    raw_bytes = st.raw_bytes
-
-    def counting_raw(arr):
-        events.append("write")
-        return raw_bytes(arr)
-
-    monkeypatch.setattr(repo.store, "load", counting_load)
-    monkeypatch.setattr(st, "raw_bytes", counting_raw)
+    monkeypatch.setattr(repo.store, "iter_chunks", counting_chunks)
     result = export_commit(repo, "HEAD", tmp_path / "out.safetensors")
-    assert events.count("load") == 6
-    assert events == ["write", "load"] * 6  # each read as the writer reaches it
+    assert events == ["open", "chunk"] * 6  # each read as the writer reaches it
     back = load_file(str(result.files[0]))
     assert all(back[n].tobytes() == a.tobytes() for n, a in arrays.items())
     repo.close()

@@ -56,13 +56,26 @@ class LazyTensors(Mapping[str, np.ndarray]):
 
 class LazyArray:
     """An array described by dtype and shape, read only when its bytes are written (exports
-    stream tensor by tensor); `np.asarray(lazy)` reads it, and nothing keeps it."""
+    stream tensor by tensor); `np.asarray(lazy)` reads it, and nothing keeps it. With
+    `chunks` (a function returning an iterator of flat uint8 arrays, in order) a writer that
+    can takes its bytes chunk by chunk instead (`pieces()`), never the whole tensor at once."""
 
-    def __init__(self, dtype: np.dtype, shape: tuple[int, ...], load: Callable[[], np.ndarray]):
+    def __init__(
+        self,
+        dtype: np.dtype,
+        shape: tuple[int, ...],
+        load: Callable[[], np.ndarray],
+        chunks: Callable[[], Iterator[np.ndarray]] | None = None,
+    ):
         self.dtype = np.dtype(dtype)
         self.shape = tuple(int(d) for d in shape)
         self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
         self._load = load
+        self._chunks = chunks
+
+    def pieces(self) -> Iterator[np.ndarray] | None:
+        """The bytes chunk by chunk (None: only whole, through `np.asarray`)."""
+        return self._chunks() if self._chunks is not None else None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         arr = self._load()

@@ -19,19 +19,20 @@ import numpy as np
 from coral.core.dtypes import FROM_SAFETENSORS, SAFETENSORS_CODES, dtype_name, numpy_dtype
 from coral.core.tensor_checks import (
     InvalidShapeError,
-    check_fits_memory,
     checked_shape,
     element_count,
 )
 from coral.errors import InvalidFileError, UnsupportedDtypeError
 from coral.integrations.formats._common import (
     Checkpoint,
+    LazyArray,
     LazyTensors,
     atomic_write,
     check_member_file,
     check_tensor_name,
     raw_bytes,
 )
+from coral.storage.stream_source import map_range
 
 SUFFIX = ".safetensors"
 INDEX_SUFFIX = ".safetensors.index.json"
@@ -124,17 +125,14 @@ def read_safetensors(path: Path) -> Checkpoint:
 
 
 def _reader(path: Path, dtype: Any, shape: Any, offset: int) -> Callable[[], np.ndarray]:
-    """Reads one tensor when called (imports stream tensor by tensor, memory stays bounded)."""
+    """Maps one tensor read-only when called (`stream_source.map_range`): imports read it
+    chunk by chunk, and its pages leave memory as they are stored."""
 
     def read() -> np.ndarray:
-        check_fits_memory(shape, np.dtype(dtype).itemsize, f"{path}: tensor at {offset}")
-        arr = np.empty(shape, dtype=dtype)
-        buf = raw_bytes(arr)
-        with open(path, "rb") as f:
-            f.seek(offset)
-            if buf.nbytes and f.readinto(buf) != buf.nbytes:
-                raise InvalidFileError(f"{path}: truncated while reading a tensor at {offset}")
-        return arr
+        try:
+            return map_range(path, offset, dtype, shape)
+        except OSError as exc:
+            raise InvalidFileError(f"{path}: cannot map the tensor at {offset} ({exc})") from exc
 
     return read
 
@@ -174,8 +172,19 @@ def write_safetensors(
         f.write(struct.pack("<Q", len(blob)))
         f.write(blob)
         for name in order:
-            if arrays[name].nbytes:
-                f.write(raw_bytes(arrays[name]))
+            arr = arrays[name]
+            if not arr.nbytes:
+                continue
+            pieces = arr.pieces() if isinstance(arr, LazyArray) else None
+            if pieces is None:
+                f.write(raw_bytes(arr))
+                continue
+            written = 0
+            for piece in pieces:  # chunk by chunk, as the store decodes them
+                f.write(piece.data)
+                written += piece.nbytes
+            if written != arr.nbytes:
+                raise InvalidFileError(f"{name!r}: {written} bytes read, {arr.nbytes} expected")
     return path
 
 
