@@ -94,10 +94,9 @@ class DaskPool(EncodePool):
             raise self._lost(exc) from None
         try:
             result: T = self._wait(future, getattr(task, "__name__", "task"))
-        except BaseException:
-            future.cancel()
-            raise
         finally:
+            # Releasing is enough for the scheduler to forget a task nobody wants; `cancel()`
+            # would wait on the client's event loop, forever once `shutdown` has closed it.
             future.release()
         return result
 
@@ -146,9 +145,11 @@ class DaskPool(EncodePool):
         )
 
     def shutdown(self) -> None:
+        """Let the local threads finish (each waits at most `timeout` for its task), then
+        close the client."""
+        super().shutdown()
         with contextlib.suppress(OSError, TimeoutError, CancelledError):  # a lost scheduler
             self.client.close(timeout=self.settings.timeout)
-        super().shutdown()
 
 
 def _connect(settings: ClusterSettings) -> Client:
