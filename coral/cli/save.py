@@ -8,7 +8,14 @@ from typing import Annotated, Any
 import typer
 
 from coral.cli._common import emit_json, human_bytes, open_repo, out, parse_metrics, progress
-from coral.cli.staging import ClusterOption, choose_cluster, print_commit_line
+from coral.cli.staging import (
+    BaseOption,
+    ClusterOption,
+    ConfigOption,
+    DatasetOption,
+    choose_cluster,
+    print_commit_line,
+)
 
 ORDER = 11  # right after `add` and `commit`
 PANEL = "Stage and commit"
@@ -34,18 +41,9 @@ def save(
         bool,
         typer.Option("--replace", help="Also remove HEAD tensors that are not in the checkpoint."),
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="Record this training config (as `coral commit` does)."),
-    ] = None,
-    dataset: Annotated[
-        list[Path] | None,
-        typer.Option("--dataset", help="Record this dataset file or folder's hash (repeatable)."),
-    ] = None,
-    base: Annotated[
-        str | None,
-        typer.Option("--base", help="Record the model this fine-tunes: a ref, or a name."),
-    ] = None,
+    config: ConfigOption = None,
+    dataset: DatasetOption = None,
+    base: BaseOption = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     cluster: ClusterOption = None,
 ) -> None:

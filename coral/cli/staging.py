@@ -40,6 +40,20 @@ ClusterOption = Annotated[
     ),
 ]
 
+# What a commit records of where it came from (`coral commit`, `save`, `import`).
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Record this training config (hashed; kept when small)."),
+]
+DatasetOption = Annotated[
+    list[Path] | None,
+    typer.Option("--dataset", help="Record this dataset file or folder's hash (repeatable)."),
+]
+BaseOption = Annotated[
+    str | None,
+    typer.Option("--base", help="Record the model this fine-tunes: a ref, or a name."),
+]
+
 
 def choose_cluster(repo: Repository, address: str | None) -> None:
     """Connect to the cluster the command runs on (a line on stderr says which)."""
@@ -135,18 +149,9 @@ def commit(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Commit even if nothing changed.")
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="Record this training config (hashed; kept when small)."),
-    ] = None,
-    dataset: Annotated[
-        list[Path] | None,
-        typer.Option("--dataset", help="Record this dataset file or folder's hash (repeatable)."),
-    ] = None,
-    base: Annotated[
-        str | None,
-        typer.Option("--base", help="Record the model this fine-tunes: a ref, or a name."),
-    ] = None,
+    config: ConfigOption = None,
+    dataset: DatasetOption = None,
+    base: BaseOption = None,
     cluster: ClusterOption = None,
 ) -> None:
     """Record the staged tensors as a new commit."""

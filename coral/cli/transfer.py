@@ -20,6 +20,8 @@ from coral.cli._common import (
 )
 from coral.cli.staging import (
     ClusterOption,
+    ConfigOption,
+    DatasetOption,
     choose_cluster,
     print_commit_line,
 )
@@ -49,14 +51,8 @@ def import_(
     replace: Annotated[
         bool, typer.Option("--replace", help="Remove HEAD tensors that are not in the checkpoint.")
     ] = False,
-    config: Annotated[
-        Path | None,
-        typer.Option("--config", help="Record this training config (hashed; kept when small)."),
-    ] = None,
-    dataset: Annotated[
-        list[Path] | None,
-        typer.Option("--dataset", help="Record this dataset file or folder's hash (repeatable)."),
-    ] = None,
+    config: ConfigOption = None,
+    dataset: DatasetOption = None,
     base: Annotated[
         str | None,
         typer.Option(

@@ -8,6 +8,7 @@ live objects); `save` and `load` are the same for every framework.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -19,17 +20,19 @@ if TYPE_CHECKING:
     from coral.version_control.repository import Repository
 
 
-class SnapshotIntegration:
+class SnapshotIntegration(ABC):
     """`save` / `load` over a framework's `snapshot` and `restore`."""
 
+    @abstractmethod
     def snapshot(
         self,
         state: TrainingState | None = None,
         save_optimizer: bool = True,
         save_rng: bool = True,
     ) -> Snapshot:
-        raise NotImplementedError  # pragma: no cover - every framework defines it
+        """Copy the model (and optimizer state, RNG) out of the live run."""
 
+    @abstractmethod
     def restore(
         self,
         weights: Mapping[str, Any],
@@ -38,7 +41,7 @@ class SnapshotIntegration:
         restore_optimizer: bool = True,
         restore_rng: bool = True,
     ) -> TrainingState:
-        raise NotImplementedError  # pragma: no cover - every framework defines it
+        """Put a checkpoint's weights (and training state) back into the live objects."""
 
     def save(
         self,
