@@ -31,7 +31,10 @@ from coral.tui.format import (
 from coral.tui.messages import RepositoryChanged
 from coral.tui.prompt import ConfirmScreen
 from coral.tui.session import Session, start_job
+from coral.tui.tables import Cell, Row, fill_table
 from coral.tui.versions_view import VersionsView
+
+CHANGE_COLUMNS = ("change", "tensor", "shape")
 
 
 class CheckoutScreen(Screen[None]):
@@ -57,7 +60,7 @@ class CheckoutScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(f"checkout {self.ref}: reading…", id="checkout-title", markup=False)
         table: DataTable[str | Text] = DataTable(id="checkout-changes", cursor_type="row")
-        table.add_columns("change", "tensor", "shape")
+        table.add_columns(*CHANGE_COLUMNS)
         yield table
         with VerticalScroll(id="checkout-dist"):
             yield VersionsView(id="checkout-versions")
@@ -98,16 +101,17 @@ class CheckoutScreen(Screen[None]):
             t.append("\ny: check out   Esc: cancel", "bold green")
         self.query_one("#checkout-title", Static).update(t)
         table: DataTable[str | Text] = self.query_one("#checkout-changes", DataTable)
-        table.clear()
+        rows: list[Row] = []
         for c in p.changes:
             style = CATEGORY_STYLES.get(c.category, "")
             shape = c.new_shape if c.new_shape is not None else c.old_shape
-            table.add_row(
+            cells: list[Cell] = [
                 Text(f"{marker(c.category)} {CATEGORY_WORDS.get(c.category, c.category)}", style),
                 Text(c.name, style=style),
                 fmt_shape(shape),
-                key=c.name,
-            )
+            ]
+            rows.append((cells, c.name))
+        fill_table(table, CHANGE_COLUMNS, rows)
         if p.changes:
             table.focus()
 

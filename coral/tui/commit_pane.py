@@ -28,7 +28,11 @@ from coral.tui.format import (
 )
 from coral.tui.log_view import LogView
 from coral.tui.session import Session, start_job
+from coral.tui.tables import Cell, Row, fill_table
 from coral.version_control.objects import Commit
+
+TENSOR_COLUMNS = ("name", "shape", "dtype", "size", "stored", "encoding", "vs parent")
+FILE_COLUMNS = ("model file", "size")
 
 
 def name_matches(name: str, pattern: str) -> bool:
@@ -83,11 +87,11 @@ class CommitPane(Vertical):
         table: DataTable[str | Text] = DataTable(
             id="tensors", cursor_type="row", zebra_stripes=True
         )
-        table.add_columns("name", "shape", "dtype", "size", "stored", "encoding", "vs parent")
+        table.add_columns(*TENSOR_COLUMNS)
         yield table
         yield Static("", id="commit-notes")
         files: DataTable[str] = DataTable(id="files", cursor_type="row")
-        files.add_columns("model file", "size")
+        files.add_columns(*FILE_COLUMNS)
         yield files
 
     # -- loading ----------------------------------------------------------------------------
@@ -140,10 +144,11 @@ class CommitPane(Vertical):
     def _fill_tensors(self) -> None:
         d = self.detail
         table: DataTable[str | Text] = self.query_one("#tensors", DataTable)
-        table.clear()
         self._shown = []
         if d is None:
+            table.clear()
             return
+        rows: list[Row] = []
         pattern = self.query_one("#tensor-filter", Input).value.strip()
         has_parent = bool(d.commit.parent_hashes)
         for t in d.tensors:
@@ -151,7 +156,7 @@ class CommitPane(Vertical):
                 continue
             e, s = t.entry, t.stored
             change = t.change if has_parent else ""
-            table.add_row(
+            cells: list[Cell] = [
                 Text(e.name),
                 fmt_shape(e.shape),
                 e.dtype,
@@ -159,9 +164,10 @@ class CommitPane(Vertical):
                 human_bytes(s.stored_bytes) if s else "-",
                 s.encoding if s else "-",
                 Text(change, style=CHANGE_STYLES.get(change, "")),
-                key=e.name,
-            )
+            ]
+            rows.append((cells, e.name))
             self._shown.append(e.name)
+        fill_table(table, TENSOR_COLUMNS, rows)
         notes = [f"{len(self._shown)} of {d.total_tensors} tensors"]
         if pattern:
             notes[0] += f" matching {pattern!r}"
@@ -176,9 +182,7 @@ class CommitPane(Vertical):
 
     def _fill_files(self, d: CommitDetail) -> None:
         files: DataTable[str] = self.query_one("#files", DataTable)
-        files.clear()
-        for f in d.files:
-            files.add_row(f.path, human_bytes(f.size), key=f.path)
+        fill_table(files, FILE_COLUMNS, [([f.path, human_bytes(f.size)], f.path) for f in d.files])
         files.display = bool(d.files)
 
     # -- events -----------------------------------------------------------------------------

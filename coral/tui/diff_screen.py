@@ -28,11 +28,14 @@ from coral.tui.format import (
     ref_label,
 )
 from coral.tui.session import Session, check_cancelled, start_job
+from coral.tui.tables import Row, fill_table
 from coral.tui.tensor_screen import TensorScreen
 from coral.utils.ascii_report import render_diff_ascii
 from coral.utils.comparison import comparison_of_diff
 from coral.utils.report_format import counts_text, grades_text
 from coral.version_control.diff import TensorComparison
+
+DIFF_COLUMNS = ("status", "name", "shape", "‖Δ‖₂", "‖Δ‖/‖a‖", "1−cos", "max|Δ|")
 
 REPORT_EVERY = 16  # tensors between progress updates
 
@@ -71,7 +74,7 @@ class DiffScreen(Screen[None]):
         yield ProgressBar(id="diff-progress", show_eta=False)
         with ContentSwitcher(initial="diff-table"):
             table: DataTable[str | Text] = DataTable(id="diff-table", cursor_type="row")
-            table.add_columns("status", "name", "shape", "‖Δ‖₂", "‖Δ‖/‖a‖", "1−cos", "max|Δ|")
+            table.add_columns(*DIFF_COLUMNS)
             yield table
             with VerticalScroll(id="diff-map"):
                 yield Static("", id="diff-map-text", markup=False)
@@ -133,10 +136,9 @@ class DiffScreen(Screen[None]):
         self.query_one("#diff-title", Static).update(text)
         grades = {ly["name"]: ly["category"] for ly in comp["layers"]}
         table: DataTable[str | Text] = self.query_one("#diff-table", DataTable)
-        table.clear()
-        rows = d.result.tensors if self.show_identical else d.rows
-        for t in rows:
-            table.add_row(*self._cells(t, grades.get(t.name, t.category)), key=t.name)
+        shown = d.result.tensors if self.show_identical else d.rows
+        rows: list[Row] = [(self._cells(t, grades.get(t.name, t.category)), t.name) for t in shown]
+        fill_table(table, DIFF_COLUMNS, rows)
         width = max(40, self.size.width - 2)
         chart = render_diff_ascii(comp, width, show_identical=self.show_identical)
         self.query_one("#diff-map-text", Static).update(chart)

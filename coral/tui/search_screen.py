@@ -14,11 +14,13 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker, get_current_worker
 
 from coral.porcelain.search import MESSAGE, METRIC, TENSOR, SearchHit, search_history
-from coral.tui.format import first_line, short
+from coral.tui.format import HASH_LEN, first_line, short
 from coral.tui.session import Session, start_job
 
 BATCH = 20  # hits sent to the screen at a time
 MAX_HITS = 2000
+MATCH_WIDTH = 32  # columns of the matched text shown (longer text is cut)
+SUBJECT_WIDTH = 60
 KIND_STYLES = {METRIC: "green", TENSOR: "magenta"}
 
 
@@ -55,7 +57,11 @@ class SearchScreen(Screen[str | None]):
             markup=False,
         )
         table: DataTable[str | Text] = DataTable(id="search-hits", cursor_type="row")
-        table.add_columns("commit", "kind", "match", "subject")
+        # Hits arrive in batches, so the columns have fixed widths (see coral.tui.tables).
+        table.add_column("commit", width=HASH_LEN)
+        table.add_column("kind", width=max(len(k) for k in (MESSAGE, METRIC, TENSOR)))
+        table.add_column("match", width=MATCH_WIDTH)
+        table.add_column("subject", width=SUBJECT_WIDTH)
         yield table
         yield Footer()
 

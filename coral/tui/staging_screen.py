@@ -32,6 +32,7 @@ from coral.tui.format import short
 from coral.tui.messages import RepositoryChanged
 from coral.tui.prompt import PromptScreen
 from coral.tui.session import Session, start_job
+from coral.tui.tables import Row, fill_table
 
 KIND_STYLES = {"new": "green", "modified": "yellow", "deleted": "red"}
 
@@ -105,19 +106,19 @@ class StagingScreen(Screen[None]):
             f"on {where}: {len(view.staged)} staged; files under {root}"
         )
         files: DataTable[str] = self.query_one("#candidates", DataTable)
-        files.clear()
+        candidates: list[Row] = []
         for p in view.candidates:
             shown = str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
-            files.add_row(shown + ("/" if p.is_dir() else ""), key=str(p))
+            candidates.append(([shown + ("/" if p.is_dir() else "")], str(p)))
+        fill_table(files, ("path",), candidates)
         head: DataTable[str] = self.query_one("#head-tensors", DataTable)
-        head.clear()
-        for n in names:
-            head.add_row(n, key=n)
+        fill_table(head, ("tensor",), [([n], n) for n in names])
         staged: DataTable[str | Text] = self.query_one("#staged", DataTable)
-        staged.clear()
+        staged_rows: list[Row] = []
         for item in view.staged:
             style = KIND_STYLES.get(item.kind.removeprefix("file "), "")
-            staged.add_row(Text(item.kind, style=style), item.name, key=item.name)
+            staged_rows.append(([Text(item.kind, style=style), item.name], item.name))
+        fill_table(staged, ("change", "name"), staged_rows)
 
     # -- actions ----------------------------------------------------------------------------
     def _run(self, what: str, fn: object, *args: object) -> None:
