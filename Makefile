@@ -39,12 +39,15 @@ $(STAMP_TORCH): | $(BIN)/python
 	$(BIN)/pip install $(TORCH)
 	touch $@
 
+# editable_mode=compat: a path entry, not an import hook consulted on every import (start-up)
+EDITABLE = --config-settings editable_mode=compat
+
 $(STAMP_DEMO): $(STAMP_TORCH) pyproject.toml
-	$(BIN)/pip install -e '.[torch,viz]'
+	$(BIN)/pip install $(EDITABLE) -e '.[torch,viz]'
 	touch $@
 
 $(STAMP_ALL): $(STAMP_TORCH) pyproject.toml
-	$(BIN)/pip install -e '.[all]'
+	$(BIN)/pip install $(EDITABLE) -e '.[all]'
 	touch $@ $(STAMP_DEMO)
 
 demo: $(STAMP_DEMO)

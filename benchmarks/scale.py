@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import importlib
 import io
+import os
 import shutil
 import statistics
 import subprocess
@@ -105,8 +106,22 @@ def _median(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+# A user's `coral` runs from compiled bytecode: a PYTHONDONTWRITEBYTECODE set for the test
+# machine would make every fresh process compile the modules changed since the last install.
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _process(argv: list[str], cwd: Path) -> Callable[[], object]:
-    return lambda: subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    def run() -> object:
+        return subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=_ENV)
+
+    return run
+
+
+def _coral_command() -> list[str]:
+    """The installed `coral` script (what users run), else `python -m coral.cli.main`."""
+    script = Path(sys.executable).parent / "coral"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "coral.cli.main"]
 
 
 def _in_process(args: list[str], cwd: Path) -> Callable[[], object]:
@@ -122,7 +137,7 @@ def _in_process(args: list[str], cwd: Path) -> Callable[[], object]:
 
 
 def history_section(lengths: list[int], repeat: int, out: Path) -> list[dict[str, object]]:
-    coral = [sys.executable, "-m", "coral.cli.main"]
+    coral = _coral_command()
     rows: list[dict[str, object]] = []
     floor = _median(_process([sys.executable, "-c", "pass"], out), repeat)
     help_s = _median(_process([*coral, "--help"], out), repeat)
@@ -139,6 +154,7 @@ def history_section(lengths: list[int], repeat: int, out: Path) -> list[dict[str
         for (label, args), git_args in zip(CORAL_OPS, GIT_OPS, strict=True):
             path = out / f"coral-{n}"
             _in_process(args, path)()  # warm: imports and first-use costs
+            _process([*coral, *args], path)()  # and the bytecode of a fresh process
             coral_s = _median(_process([*coral, *args], path), repeat)
             inproc_s = _median(_in_process(args, path), repeat)
             git_s = _median(_process(["git", *git_args], git), repeat)

@@ -22,15 +22,6 @@ import typer
 from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from typer._click import Context
 from typer._click.globals import get_current_context
 
@@ -39,6 +30,8 @@ from coral.core.units import parse_size as parse_size  # shared with the CI sche
 from coral.errors import CoralError
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from coral.version_control.repository import Repository
 
 
@@ -148,6 +141,15 @@ def note(message: str) -> None:
 
 
 def _bars(console: Console) -> Progress:
+    from rich.progress import (  # here: commands that draw no bar do not import it
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),

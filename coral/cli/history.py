@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.cells import cell_len
+from rich.console import Console
 from rich.markup import escape
 
 from coral.cli._common import (
@@ -23,21 +24,18 @@ from coral.cli._common import (
     phase_progress,
     progress,
 )
-from coral.cli.collab import print_comments, review_line
-from coral.cli.diff_view import print_file_changes
+from coral.cli.pager import paged
 from coral.cli.tables import Column, FitTable
 from coral.core.training_names import is_training_state
 from coral.errors import CoralError, RefNotFoundError
-from coral.porcelain.collab import collaboration
-from coral.porcelain.compare import tensor_select
 from coral.porcelain.history import (
+    LogEntry,
     commit_detail,
     graph_rows,
+    iter_log_entries,
     log_entries,
     tensor_detail,
 )
-from coral.utils.ascii_report import render_diff_ascii
-from coral.utils.comparison import comparison_of_diff
 from coral.utils.report_format import counts_text
 
 if TYPE_CHECKING:
@@ -68,6 +66,9 @@ def _wrapped(prefix: str, items: list[str], width: int) -> list[str]:
     return [escape(x) for x in lines]
 
 
+LOG_BATCH = 512  # lines of `coral log` per print
+
+
 # -- log --------------------------------------------------------------------------------------
 def log(
     ref: Annotated[
@@ -85,54 +86,75 @@ def log(
     graph: Annotated[bool, typer.Option("--graph", help="Draw the commit graph.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show the commit history."""
+    """Show the commit history (on a terminal, through a pager: see CORAL_PAGER)."""
     repo = open_repo()
-    entries = log_entries(repo, ref, max_count)
     if json_output:
-        emit_json([e.to_dict() for e in entries])
+        emit_json([e.to_dict() for e in log_entries(repo, ref, max_count)])
         return
-    console = out()
-    if not entries:
+    rows: Iterable[tuple[str, LogEntry | None]]
+    with paged(out()) as console:
+        if graph:  # lanes are drawn from the whole list
+            entries = log_entries(repo, ref, max_count)
+            commits = [e.commit for e in entries]
+            by_hash = {e.commit.commit_hash: e for e in entries}
+            rows = [(p, by_hash[c.commit_hash] if c else None) for p, c in graph_rows(commits)]
+        else:
+            rows = (("", e) for e in iter_log_entries(repo, ref, max_count))
+        _print_log(console, rows, oneline)
+
+
+def _print_log(
+    console: Console, rows: Iterable[tuple[str, LogEntry | None]], oneline: bool
+) -> None:
+    """Print the log `rows` (graph prefix, entry or None for a connector line), LOG_BATCH
+    lines per print: one print per line is slow."""
+    batch: list[str] = []
+    shown = 0
+    for prefix, entry in rows:
+        if entry is None:
+            batch.append(prefix)  # graph characters only, never "[": no markup to escape
+        else:
+            batch.extend(_log_lines(entry, prefix, oneline, console.width))
+            shown += 1
+        if len(batch) >= LOG_BATCH:
+            console.print("\n".join(batch))
+            batch = []
+    if batch:
+        console.print("\n".join(batch))
+    if not shown:
         console.print("No commits yet")
-        return
-    by_hash = {e.commit.commit_hash: e for e in entries}
-    commits = [e.commit for e in entries]
-    rows = graph_rows(commits) if graph else [("", c) for c in commits]
-    for prefix, c in rows:
-        pad = f"{prefix} " if prefix else ""
-        if c is None:
-            console.print(prefix, markup=False)
-            continue
-        entry = by_hash[c.commit_hash]
-        deco = entry.refs
-        deco_text = f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else ""
-        if entry.pruned:
-            deco_text += f" [dim]\\[{entry.pruned}][/dim]"
-        exps = entry.experiments
-        if oneline:
-            subject = escape(first_line(c.message))
-            exp_text = (
-                f" [magenta]\\[{escape(', '.join(n for _, n in exps))}][/magenta]" if exps else ""
-            )
-            console.print(
-                f"{escape(pad)}[yellow]{c.commit_hash[:10]}[/yellow]{deco_text} {subject}{exp_text}"
-            )
-            continue
-        cont = escape((prefix.replace("*", "|") + " ") if prefix else "")
-        console.print(f"{escape(pad)}[yellow]commit {c.commit_hash[:10]}[/yellow]{deco_text}")
-        if c.is_merge:
-            console.print(f"{cont}Merge:  {' '.join(p[:10] for p in c.parent_hashes)}")
-        console.print(f"{cont}Author: {escape(c.author)}")
-        console.print(f"{cont}Date:   {fmt_time(c.timestamp)}")
-        if c.metrics:
-            for line in _wrapped(f"{cont}Metrics: ", _metric_items(c.metrics), console.width):
-                console.print(line)
-        for exp_id, exp_name in exps:
-            console.print(f"{cont}Experiment: {escape(exp_name)} ({exp_id})")
-        console.print(cont.rstrip())
-        for line in c.message.strip().splitlines() or [""]:
-            console.print(f"{cont}    {escape(line)}")
-        console.print(cont.rstrip())
+
+
+def _log_lines(entry: LogEntry, prefix: str, oneline: bool, width: int) -> list[str]:
+    """The lines (rich markup) of one commit in `coral log`, after the graph's `prefix`."""
+    c = entry.commit
+    pad = f"{prefix} " if prefix else ""
+    deco = entry.refs
+    deco_text = f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else ""
+    if entry.pruned:
+        deco_text += f" [dim]\\[{entry.pruned}][/dim]"
+    exps = entry.experiments
+    if oneline:
+        subject = escape(first_line(c.message))
+        exp_text = (
+            f" [magenta]\\[{escape(', '.join(n for _, n in exps))}][/magenta]" if exps else ""
+        )
+        return [
+            f"{escape(pad)}[yellow]{c.commit_hash[:10]}[/yellow]{deco_text} {subject}{exp_text}"
+        ]
+    cont = escape((prefix.replace("*", "|") + " ") if prefix else "")
+    lines = [f"{escape(pad)}[yellow]commit {c.commit_hash[:10]}[/yellow]{deco_text}"]
+    if c.is_merge:
+        lines.append(f"{cont}Merge:  {' '.join(p[:10] for p in c.parent_hashes)}")
+    lines.append(f"{cont}Author: {escape(c.author)}")
+    lines.append(f"{cont}Date:   {fmt_time(c.timestamp)}")
+    if c.metrics:
+        lines.extend(_wrapped(f"{cont}Metrics: ", _metric_items(c.metrics), width))
+    lines.extend(f"{cont}Experiment: {escape(name)} ({exp_id})" for exp_id, name in exps)
+    lines.append(cont.rstrip())
+    lines.extend(f"{cont}    {escape(line)}" for line in c.message.strip().splitlines() or [""])
+    lines.append(cont.rstrip())
+    return lines
 
 
 # -- show -------------------------------------------------------------------------------------
@@ -210,6 +232,10 @@ def show(
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a commit and its tensors, or one tensor (REF:NAME) with its statistics."""
+    # imported here, not at start-up: `coral log` shares this module
+    from coral.cli.collab import print_comments, review_line
+    from coral.porcelain.collab import collaboration
+
     repo = open_repo()
     ref, name = _split_target(repo, target)
     if name is not None:
@@ -437,6 +463,12 @@ def diff(
 ) -> None:
     """Compare two commits tensor by tensor (added, removed, changed with norms, identical),
     and their model files (config, tokenizer, ...) as text."""
+    # imported here, not at start-up: `coral log` shares this module
+    from coral.cli.diff_view import print_file_changes
+    from coral.porcelain.compare import tensor_select
+    from coral.utils.ascii_report import render_diff_ascii
+    from coral.utils.comparison import comparison_of_diff
+
     repo = open_repo()
     select = tensor_select(layers, include_training_state)
     with phase_progress() as report:

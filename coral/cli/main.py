@@ -36,11 +36,15 @@ from typer.core import TyperCommand, TyperGroup
 
 import coral
 import coral.cli
-from coral.cli import dispatch
+from coral.cli import coercion, dispatch
 from coral.cli._common import err, state
+from coral.cli.command_table import COMMAND_MODULES
 from coral.core.redact import redact_text
 from coral.errors import CoralError
 
+coercion.install()  # plain parameters are converted without pydantic (see coral.cli.coercion)
+
+COMPLETE_VAR = "_CORAL_COMPLETE"  # set by the shell completion scripts
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 
@@ -267,7 +271,7 @@ def _not_expanded() -> None:
     )
 
 
-app = typer.Typer(
+_root_app = typer.Typer(
     name="coral",
     cls=CoralGroup,
     help="Coral: version control for neural-network weights.",
@@ -285,7 +289,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_root_app.callback()
 def _global_options(
     ctx: typer.Context,
     repo: Annotated[
@@ -311,36 +315,60 @@ def _global_options(
     st.verbose = verbose
 
 
-def register_commands(target: typer.Typer) -> list[str]:
+def register_commands(target: typer.Typer, only: str | None = None) -> list[str]:
     """Import every module of `coral.cli` that has `register(app)` and let it add its commands
-    (in the order of the modules' `ORDER`, default 100).
+    (in the order of the modules' `ORDER`, default 100); with `only`, just that module (whose
+    commands `COMMAND_MODULES` names), unless `target` has it already.
 
     A module whose optional dependency is missing is skipped (named on stderr with --verbose
     or CORAL_DEBUG=1). Returns the registered module names.
     """
-    debug = os.environ.get("CORAL_DEBUG") or any(a in ("-v", "--verbose") for a in sys.argv[1:])
-    modules = []
-    for info in pkgutil.iter_modules(coral.cli.__path__):
-        if info.name.startswith("_") or info.name == "main":
-            continue
-        try:
-            modules.append(importlib.import_module(f"coral.cli.{info.name}"))
-        except ImportError as exc:
-            if debug:
-                err().print(
-                    f"warning: commands in coral.cli.{info.name} unavailable: {escape(str(exc))}"
-                )
+    done: set[str] = target.__dict__.setdefault("_coral_registered", set())
+    if only is not None:
+        if only in done:
+            return []
+        names = [only]
+    else:
+        names = [
+            info.name
+            for info in pkgutil.iter_modules(coral.cli.__path__)
+            if not info.name.startswith("_") and info.name != "main"
+        ]
+        target.registered_commands, target.registered_groups = [], []  # again, in ORDER
+        done.clear()
+    modules = [m for m in map(_cli_module, names) if m is not None]
     registered = []
     # `ORDER` (default 100) places a module's commands in `coral --help`; then by name.
     for module in sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__)):
         register = getattr(module, "register", None)
+        name = module.__name__.rsplit(".", 1)[1]
         if callable(register):
             register(target)
-            registered.append(module.__name__.rsplit(".", 1)[1])
+            registered.append(name)
+        done.add(name)
+    target.__dict__["_coral_all"] = only is None
     return registered
 
 
-register_commands(app)
+def _cli_module(name: str) -> Any:
+    """`coral.cli.NAME`, or None when an optional dependency of it is missing."""
+    try:
+        return importlib.import_module(f"coral.cli.{name}")
+    except ImportError as exc:
+        if os.environ.get("CORAL_DEBUG") or any(a in ("-v", "--verbose") for a in sys.argv[1:]):
+            err().print(f"warning: commands in coral.cli.{name} unavailable: {escape(str(exc))}")
+        return None
+
+
+def _register_for(target: typer.Typer, name: str | None) -> None:
+    """Make sure `target` has command `name` registered (None: every command)."""
+    if target.__dict__.get("_coral_all"):
+        return
+    module = COMMAND_MODULES.get(name) if name is not None else None
+    if module is not None:
+        register_commands(target, only=module)
+    else:  # an unknown name (a plug-in module, a typo) or all of them: look everywhere
+        register_commands(target)
 
 
 class LazyCommands(dict[str, Command]):
@@ -349,7 +377,14 @@ class LazyCommands(dict[str, Command]):
 
     def __init__(self, target: typer.Typer) -> None:
         super().__init__()
+        self._target = target
         self._build: dict[str, Callable[[], Command]] = {}
+        self._index()
+
+    def _index(self) -> None:
+        """The builders of the commands `target` has registered so far, in its order."""
+        target = self._target
+        self._build = {}
         short, markup = target.pretty_exceptions_short, target.rich_markup_mode
         for info in target.registered_commands:
             assert info.callback is not None
@@ -375,9 +410,17 @@ class LazyCommands(dict[str, Command]):
         return list(dict.keys(self))
 
     def _load(self, name: str) -> Command | None:
-        if not dict.__contains__(self, name) and name in self._build:
-            dict.__setitem__(self, name, self._build[name]())
+        if not dict.__contains__(self, name):
+            if name not in self._build:
+                self._everything(name)
+            if name in self._build:
+                dict.__setitem__(self, name, self._build[name]())
         return dict.get(self, name)
+
+    def _everything(self, name: str | None = None) -> None:
+        """Register the module of `name` (None: all of them) and index what it added."""
+        _register_for(self._target, name)
+        self._index()
 
     def get(self, name: str, default: Any = None) -> Any:
         found = self._load(name)
@@ -390,12 +433,16 @@ class LazyCommands(dict[str, Command]):
         return found
 
     def __contains__(self, name: object) -> bool:
+        if isinstance(name, str) and name not in self._build and name in COMMAND_MODULES:
+            return self._load(name) is not None
         return name in self._build or dict.__contains__(self, name)
 
     def __iter__(self) -> Iterator[str]:
+        self._everything()
         return iter(list(dict.fromkeys([*self._build, *dict.keys(self)])))
 
     def __len__(self) -> int:
+        self._everything()
         return len(set(self._build) | set(dict.keys(self)))
 
     def keys(self) -> Any:
@@ -408,8 +455,10 @@ class LazyCommands(dict[str, Command]):
         return [(n, self[n]) for n in self]
 
 
-def root_command(target: typer.Typer = app) -> Command:
-    """The click group of `target` with its commands built on demand (`LazyCommands`)."""
+def root_command(target: typer.Typer | None = None) -> Command:
+    """The click group of `target` (default: Coral's) with its commands registered and built
+    on demand (`LazyCommands`)."""
+    target = _root_app if target is None else target
     commands, groups = target.registered_commands, target.registered_groups
     target.registered_commands, target.registered_groups = [], []
     try:
@@ -422,13 +471,24 @@ def root_command(target: typer.Typer = app) -> Command:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `coral` script."""
-    command = root_command(app)
+    if os.environ.get(COMPLETE_VAR):  # completing a command line: every command is a candidate
+        _register_for(_root_app, None)  # (and `completions` registers typer's shell classes)
+    command = root_command()
     code = int(command.main(args=argv, prog_name="coral", standalone_mode=False) or 0)
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
     return code
+
+
+def __getattr__(name: str) -> Any:
+    """`app`: the Typer application with every command registered (for `CliRunner` and
+    other callers that convert it whole); `coral` itself registers only what it runs."""
+    if name == "app":
+        _register_for(_root_app, None)
+        return _root_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if __name__ == "__main__":

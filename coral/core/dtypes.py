@@ -2,34 +2,70 @@
 
 from __future__ import annotations
 
-import ml_dtypes
-import numpy as np
+import functools
+from typing import TYPE_CHECKING
 
+from coral.core.lazy_imports import lazy_module
 from coral.errors import UnsupportedDtypeError
 
-# canonical name -> numpy dtype (little-endian).
-_DTYPES: dict[str, np.dtype] = {
-    "float64": np.dtype("<f8"),
-    "float32": np.dtype("<f4"),
-    "float16": np.dtype("<f2"),
-    "bfloat16": np.dtype(ml_dtypes.bfloat16),
-    "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
-    "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
-    "float8_e4m3fnuz": np.dtype(ml_dtypes.float8_e4m3fnuz),
-    "float8_e5m2fnuz": np.dtype(ml_dtypes.float8_e5m2fnuz),
-    "float8_e8m0fnu": np.dtype(ml_dtypes.float8_e8m0fnu),
-    "int64": np.dtype("<i8"),
-    "int32": np.dtype("<i4"),
-    "int16": np.dtype("<i2"),
-    "int8": np.dtype("i1"),
-    "uint64": np.dtype("<u8"),
-    "uint32": np.dtype("<u4"),
-    "uint16": np.dtype("<u2"),
-    "uint8": np.dtype("u1"),
-    "bool": np.dtype("?"),
-    "complex64": np.dtype("<c8"),
-    "complex128": np.dtype("<c16"),
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
+
+# canonical name -> bytes per element (the order is append-only: chunk records store indexes)
+ITEMSIZES: dict[str, int] = {
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "float8_e4m3fnuz": 1,
+    "float8_e5m2fnuz": 1,
+    "float8_e8m0fnu": 1,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint64": 8,
+    "uint32": 4,
+    "uint16": 2,
+    "uint8": 1,
+    "bool": 1,
+    "complex64": 8,
+    "complex128": 16,
 }
+
+
+@functools.cache
+def _numpy_dtypes() -> dict[str, np.dtype]:
+    """canonical name -> numpy dtype (little-endian); built on first use (imports numpy)."""
+    import ml_dtypes
+
+    return {
+        "float64": np.dtype("<f8"),
+        "float32": np.dtype("<f4"),
+        "float16": np.dtype("<f2"),
+        "bfloat16": np.dtype(ml_dtypes.bfloat16),
+        "float8_e4m3fn": np.dtype(ml_dtypes.float8_e4m3fn),
+        "float8_e5m2": np.dtype(ml_dtypes.float8_e5m2),
+        "float8_e4m3fnuz": np.dtype(ml_dtypes.float8_e4m3fnuz),
+        "float8_e5m2fnuz": np.dtype(ml_dtypes.float8_e5m2fnuz),
+        "float8_e8m0fnu": np.dtype(ml_dtypes.float8_e8m0fnu),
+        "int64": np.dtype("<i8"),
+        "int32": np.dtype("<i4"),
+        "int16": np.dtype("<i2"),
+        "int8": np.dtype("i1"),
+        "uint64": np.dtype("<u8"),
+        "uint32": np.dtype("<u4"),
+        "uint16": np.dtype("<u2"),
+        "uint8": np.dtype("u1"),
+        "bool": np.dtype("?"),
+        "complex64": np.dtype("<c8"),
+        "complex128": np.dtype("<c16"),
+    }
+
 
 # canonical name -> safetensors dtype code.
 SAFETENSORS_CODES: dict[str, str] = {
@@ -70,33 +106,34 @@ FLOAT_DTYPES = frozenset(
 
 def supported_dtype_names() -> list[str]:
     """Every canonical dtype name Coral stores bit-exact."""
-    return list(_DTYPES)
+    return list(ITEMSIZES)
 
 
 def dtype_name(dtype: np.dtype | type | str) -> str:
     """Canonical name of a numpy/ml_dtypes dtype (byte order ignored)."""
-    if isinstance(dtype, str) and dtype in _DTYPES:
+    if isinstance(dtype, str) and dtype in ITEMSIZES:
         return dtype
+    _numpy_dtypes()  # ml_dtypes registered: np.dtype("bfloat16") resolves
     try:
         dt = np.dtype(dtype)
     except TypeError as exc:
         raise UnsupportedDtypeError(f"unknown dtype {dtype!r}") from exc
     name = dt.newbyteorder("=").name if dt.byteorder not in ("=", "|") else dt.name
-    if name in _DTYPES:
+    if name in ITEMSIZES:
         return name
     raise UnsupportedDtypeError(
         f"dtype {dt} is not supported",
-        hint=f"supported dtypes: {', '.join(_DTYPES)}",
+        hint=f"supported dtypes: {', '.join(ITEMSIZES)}",
     )
 
 
 def numpy_dtype(name: str) -> np.dtype:
     """The little-endian numpy dtype for a canonical dtype name."""
     try:
-        return _DTYPES[name]
+        return _numpy_dtypes()[name]
     except KeyError as exc:
         raise UnsupportedDtypeError(
-            f"unknown dtype name {name!r}", hint=f"supported dtypes: {', '.join(_DTYPES)}"
+            f"unknown dtype name {name!r}", hint=f"supported dtypes: {', '.join(ITEMSIZES)}"
         ) from exc
 
 
@@ -108,7 +145,7 @@ def is_float(name: str) -> bool:
 def canonical_array(data: np.ndarray) -> np.ndarray:
     """The same values as a little-endian, C-contiguous array (no copy when already so)."""
     name = dtype_name(data.dtype)
-    target = _DTYPES[name]
+    target = _numpy_dtypes()[name]
     if data.dtype.byteorder == ">" or (data.dtype.byteorder == "=" and not _little_endian()):
         data = data.astype(target)
     elif data.dtype != target:

@@ -14,8 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+from typing import TYPE_CHECKING
 
-import numpy as np
+from coral.core.lazy_imports import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
+
 
 _PAGE = mmap.PAGESIZE
 

@@ -5,13 +5,17 @@ imported only when a conversion runs (it stays an optional dependency)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from coral.core.dtypes import dtype_name, numpy_dtype
+from coral.core.lazy_imports import lazy_module
 from coral.core.tensor_checks import TensorTooLargeError, UnsupportedTensorError, check_fits_memory
 from coral.errors import UnsupportedDtypeError
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 _TORCH_TO_NAME = {
     "torch.float64": "float64",

@@ -4,9 +4,14 @@ the dashboard print and draw."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from coral.core.lazy_imports import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 
 def value_stats(data: np.ndarray) -> dict[str, Any]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from coral.core.dtypes import canonical_array, dtype_name, numpy_dtype
 from coral.core.hashing import hash_tensor_bytes
+from coral.core.lazy_imports import lazy_module
 from coral.core.tensor_checks import (
     InvalidMetadataError,
     InvalidShapeError,
@@ -21,6 +20,11 @@ from coral.core.tensor_checks import (
     element_count,
 )
 from coral.core.tensor_convert import torch_to_numpy
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 
 @dataclass

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import struct
 import threading
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
-import numpy as np
 import zstandard
+
+from coral.core.lazy_imports import lazy_module
+from coral.delta.plane_config import LITERAL, PlaneCodecConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 _PLANE_ENTRY = struct.Struct("<BQ")
 _SAMPLE = 1 << 16  # bytes compressed to judge whether a plane is worth compressing
@@ -33,23 +40,6 @@ class PlaneMode(IntEnum):
 
 _SPARSE_MIN_ZEROS = 0.6  # try SPARSE on planes with at least this share of zero bytes
 _LEN = struct.Struct("<Q")
-
-
-@dataclass(frozen=True)
-class PlaneCodecConfig:
-    """How planes are compressed.
-
-    level: a zstd level, or LITERAL — zstd tuned to code mostly literals (tiny match tables,
-    7-byte minimum match), which is near order-0 Huffman coding: on weight planes it compresses
-    as well as or better than level 1 at two to three times the speed.
-    exhaustive: compress every plane fully (no sampling) with LITERAL and `level`, keep the smaller.
-    """
-
-    level: int = 0
-    exhaustive: bool = False
-
-
-LITERAL = 0
 
 
 _local = threading.local()

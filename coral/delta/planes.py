@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+from coral.core.lazy_imports import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 
 def split_planes(raw: np.ndarray, itemsize: int) -> list[np.ndarray]:

@@ -9,11 +9,17 @@ Each transform has an exact inverse, so delta encoding never changes a single bi
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from coral.core.dtypes import is_float, numpy_dtype
+from coral.core.lazy_imports import lazy_module
 
-_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
+
+_UINT = {1: "u1", 2: "<u2", 4: "<u4", 8: "<u8"}  # bit patterns, little-endian as stored
 
 
 def xor(raw: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -52,8 +58,8 @@ def prediction(ref1: np.ndarray, ref2: np.ndarray, dtype: str) -> np.ndarray:
     return pred.view(np.uint8)
 
 
-def _widest_view(size: int) -> type:
+def _widest_view(size: int) -> str:
     for width in (8, 4, 2):
         if size % width == 0:
             return _UINT[width]
-    return np.uint8
+    return _UINT[1]

@@ -10,8 +10,9 @@ command does at start-up) does not import the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from coral.core.lazy_imports import lazy_exports
 
 if TYPE_CHECKING:
     from coral.porcelain.add import AddResult, add_paths
@@ -38,10 +39,4 @@ __all__ = [
     "import_checkpoint",
     "model_files",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -6,10 +6,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from coral.core.lazy_imports import lazy_module
 from coral.core.training_names import is_training_state
 from coral.core.value_stats import value_stats
 from coral.porcelain.history import TensorDetail, pruned_state
@@ -24,6 +23,11 @@ from coral.version_control.diff import (
 )
 from coral.version_control.objects import Commit, Tree
 from coral.version_control.repository import Repository
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 # -- which tensors ------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from coral.core.units import parse_size
 from coral.errors import CoralError
 from coral.storage.cluster import ClusterSettings
 from coral.storage.config import MODES, StoreConfig
-from coral.training.watch import WatchRules
+from coral.training.watch_rules import WatchRules
 from coral.version_control.config_profiles import (
     SECTIONS as PROFILE_SECTIONS,
 )

@@ -6,6 +6,8 @@ return plain dataclasses and never print.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +15,7 @@ from coral.core.training_names import is_training_state
 from coral.core.value_stats import histogram, value_stats
 from coral.errors import CoralError
 from coral.storage.base import ObjectStats
-from coral.version_control import pruning
+from coral.version_control import history, pruning
 from coral.version_control.errors import WeightNotFoundError
 from coral.version_control.objects import Commit, FileEntry, TreeEntry
 from coral.version_control.repository import Repository
@@ -82,7 +84,7 @@ def graph_rows(commits: list[Commit]) -> list[tuple[str, Commit | None]]:
 def linked_experiments(repo: Repository, commits: list[Commit]) -> dict[str, list[Any]]:
     """Commit hash -> experiments that produced it (empty when experiment tracking is absent)."""
     try:
-        from coral.experiments import experiments_for_commits
+        from coral.experiments.lookup import experiments_for_commits
     except ImportError:
         return {}
     return experiments_for_commits(repo, [c.commit_hash for c in commits])
@@ -127,23 +129,42 @@ class LogEntry:
         }
 
 
+LOG_PAGE = 256  # commits decorated at a time by `iter_log_entries`
+
+
 def log_entries(
     repo: Repository, ref: str | None = None, max_count: int | None = None
 ) -> list[LogEntry]:
     """Commits reachable from `ref` (default HEAD), newest first, decorated."""
-    commits = repo.log(max_commits=max_count, branch=ref)
+    return list(iter_log_entries(repo, ref, max_count))
+
+
+def iter_log_entries(
+    repo: Repository, ref: str | None = None, max_count: int | None = None
+) -> Iterator[LogEntry]:
+    """`log_entries`, read and decorated `LOG_PAGE` commits at a time: the first page is out
+    before the rest of a long history has been read."""
+    if ref is None and repo.refs.head().commit is None:
+        return
+    walk = history.iter_history(repo.read_commit, [repo.resolve_ref(ref or "HEAD")])
     labels = decorations(repo)
-    experiments = linked_experiments(repo, commits)
     pruned = pruning.pruned(repo.database)
-    return [
-        LogEntry(
-            c,
-            labels.get(c.commit_hash, []),
-            [(e.experiment_id, e.name) for e in experiments.get(c.commit_hash, [])],
-            pruned_state(repo, c.commit_hash, pruned),
-        )
-        for c in commits
-    ]
+    left = max_count
+    while left is None or left > 0:
+        size = LOG_PAGE if left is None else min(LOG_PAGE, left)
+        commits = list(itertools.islice(walk, size))
+        if not commits:
+            return
+        experiments = linked_experiments(repo, commits)
+        for c in commits:
+            yield LogEntry(
+                c,
+                labels.get(c.commit_hash, []),
+                [(e.experiment_id, e.name) for e in experiments.get(c.commit_hash, [])],
+                pruned_state(repo, c.commit_hash, pruned),
+            )
+        if left is not None:
+            left -= len(commits)
 
 
 # -- a commit -----------------------------------------------------------------------------------

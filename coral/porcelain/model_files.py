@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coral.version_control.writer import MAX_FILE_BYTES
-
 # weights, or indexes of weights: these become tensors, never file blobs
 WEIGHT_SUFFIXES = (
     ".safetensors",
@@ -42,7 +40,15 @@ def model_files(folder: Path) -> dict[str, Path]:
         name = path.name.lower()
         if name.endswith(WEIGHT_SUFFIXES) or name.endswith(WEIGHT_INDEXES):
             continue
-        if path.stat().st_size > MAX_FILE_BYTES:
+        if path.stat().st_size > max_file_bytes():
             continue
         found[rel.as_posix()] = path
     return found
+
+
+def max_file_bytes() -> int:
+    """The largest model file a commit keeps (imported here on use: the writer imports numpy,
+    which commands that only list files should not pay for)."""
+    from coral.version_control.writer import MAX_FILE_BYTES
+
+    return MAX_FILE_BYTES

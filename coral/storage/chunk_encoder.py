@@ -6,13 +6,18 @@ Pure functions of raw bytes and settings; the store feeds them verified referenc
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from coral.core.dtypes import is_float
+from coral.core.lazy_imports import lazy_module
 from coral.delta import transforms
 from coral.storage.chunk_format import ChunkEncoding, encode_chunk
 from coral.storage.config import StoreConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 _DELTA_GOOD_ENOUGH = 0.5  # a delta this small (vs raw) is not worth comparing with FULL
 

@@ -23,12 +23,13 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import blake3
-import numpy as np
 import xxhash
 
-from coral.core.dtypes import numpy_dtype, supported_dtype_names
+from coral.core.dtypes import ITEMSIZES, supported_dtype_names
+from coral.core.lazy_imports import lazy_module
 from coral.delta import transforms
 from coral.delta.plane_codec import (
     PlaneCodecConfig,
@@ -40,6 +41,11 @@ from coral.delta.plane_codec import (
 )
 from coral.delta.planes import join_planes, split_planes
 
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
+
 MAGIC = b"CRLK"
 VERSION = 2
 _HEAD_V1 = struct.Struct("<4sBBBBBQB")
@@ -47,7 +53,7 @@ _HEAD = struct.Struct("<4sBBBBQB")
 _SUM = 16
 _REFS_NEEDED = {0: 0, 1: 1, 2: 1, 3: 2, 4: 1}
 _DTYPES = supported_dtype_names()  # append-only: a dtype's code is its index here
-_ITEMSIZES = tuple(numpy_dtype(name).itemsize for name in _DTYPES)
+_ITEMSIZES = tuple(ITEMSIZES[name] for name in _DTYPES)
 
 
 class ChunkEncoding(IntEnum):

@@ -7,15 +7,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from coral.core.hashing import hash_chunk
+from coral.core.lazy_imports import lazy_module
 from coral.core.mapped_pages import release
 from coral.core.weight_tensor import WeightTensor
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.base import TENSOR
 from coral.storage.chunk_encoder import Reference
 from coral.storage.stream_source import is_mapped
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 if TYPE_CHECKING:
     from coral.storage.store_view import StoreInternals

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from coral.core.hashing import hash_chunk
+from coral.core.lazy_imports import lazy_module
 from coral.delta.planes import join_planes, split_planes
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage.backend import BackendError
@@ -30,6 +29,11 @@ from coral.storage.chunk_format import (
     verify_checksum,
 )
 from coral.storage.store_stats import MAX_DEPTH
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 if TYPE_CHECKING:
     from coral.storage.store_view import StoreInternals

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-import numpy as np
-
+from coral.core.lazy_imports import lazy_module
 from coral.errors import CorruptObjectError, ObjectNotFoundError
 from coral.storage import chunk_reader
 from coral.storage.backend import BackendError
 from coral.storage.base import CHUNK
 from coral.storage.chunk_cache import ChunkCache
 from coral.storage.store_stats import MAX_DEPTH
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 if TYPE_CHECKING:
     from coral.storage.store_view import StoreInternals

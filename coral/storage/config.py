@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from coral.delta.plane_codec import LITERAL, PlaneCodecConfig
+from coral.delta.plane_config import LITERAL, PlaneCodecConfig
 
 MODES = ("fast", "default", "max")
 

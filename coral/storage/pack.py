@@ -166,32 +166,125 @@ def parse_trailer(pack_id: str, block: bytes, file_size: int) -> PackContents:
 
     Every count and offset is checked against the file before it is used.
     """
-    length = index_length(block, file_size)
-    if len(block) < length:
-        raise PackFormatError("pack index is truncated", file_size - len(block))
-    block = block[len(block) - length :]
-    data_end = file_size - length
-    sequence, count, hints_n, checksum, _, _ = _TAIL.unpack_from(block, length - TAIL_SIZE)
-    body = block[: length - TAIL_SIZE + _COUNTS.size]
-    if xxhash.xxh3_128_digest(body) != checksum:
-        raise PackFormatError("pack index checksum mismatch", data_end)
-    entries = []
-    kinds = len(KINDS)
-    make = tuple.__new__  # PackEntry(...) without its Python-level __new__: packs hold 10^4+
-    for i, (code, oid, offset, size, rsum, enc, nrefs, r0, r1) in enumerate(
-        _ENTRY.iter_unpack(block[: count * _ENTRY.size])
-    ):
-        if code >= kinds or offset + size > data_end or nrefs > 2:
-            raise PackFormatError(f"pack index entry {i} is out of bounds", data_end)
+    return PackTable(pack_id, block, file_size).contents()
+
+
+class PackTable:
+    """A pack's index block, decoded on demand.
+
+    Opening a repository reads every pack's index; decoding all of them up front (10^4+
+    entries each) would cost more than most commands do. The block's checksum and counts are
+    checked here; an object is found by a map of raw ids built on the first lookup, and an
+    entry is decoded (its bounds checked) when it is asked for. `entries` decodes them all.
+    """
+
+    def __init__(self, pack_id: str, block: bytes, file_size: int) -> None:
+        length = index_length(block, file_size)
+        if len(block) < length:
+            raise PackFormatError("pack index is truncated", file_size - len(block))
+        block = block[len(block) - length :]
+        self.pack_id = pack_id
+        self.data_end = file_size - length
+        sequence, count, hints, checksum, _, _ = _TAIL.unpack_from(block, length - TAIL_SIZE)
+        if xxhash.xxh3_128_digest(block[: length - TAIL_SIZE + _COUNTS.size]) != checksum:
+            raise PackFormatError("pack index checksum mismatch", self.data_end)
+        self.sequence: int = sequence
+        self.count: int = count
+        self._block = block[: count * _ENTRY.size + hints * _HINT.size]
+        self._hint_count: int = hints
+        self._positions: dict[bytes, int] | None = None
+        self._entries: tuple[PackEntry, ...] | None = None
+        self._hints: tuple[tuple[str, str], ...] | None = None
+
+    @classmethod
+    def of(cls, contents: PackContents) -> PackTable:
+        """The table of a pack this process wrote (its entries already decoded)."""
+        table = cls.__new__(cls)
+        table.pack_id, table.data_end = contents.pack_id, contents.data_end
+        table.sequence, table.count = contents.sequence, len(contents.entries)
+        table._block, table._hint_count = b"", len(contents.hints)
+        table._entries, table._hints = contents.entries, contents.hints
+        table._positions = {bytes.fromhex(e.object_id): i for i, e in enumerate(contents.entries)}
+        return table
+
+    @property
+    def indexed(self) -> bool:
+        """Whether the map of ids has been built (a lookup reached this pack)."""
+        return self._positions is not None
+
+    @property
+    def decoded(self) -> bool:
+        """Whether every entry has been decoded."""
+        return self._entries is not None
+
+    def find(self, raw_id: bytes) -> int | None:
+        """The position of the entry for `raw_id` (an object id's 32 bytes), or None."""
+        positions = self._positions
+        if positions is None:
+            block, step = self._block, _ENTRY.size
+            ids = [block[at : at + 32] for at in range(1, self.count * step, step)]
+            positions = self._positions = dict(zip(ids, range(len(ids)), strict=True))
+        return positions.get(raw_id)
+
+    def entry(self, i: int) -> PackEntry:
+        """Entry `i`, its offset, length, kind and reference count checked (PackFormatError)."""
+        if self._entries is not None:
+            return self._entries[i]
+        fields = _ENTRY.unpack_from(self._block, i * _ENTRY.size)
+        return self._decode(i, *fields)
+
+    def _decode(
+        self, i: int, code: int, oid: bytes, offset: int, size: int, rsum: bytes, enc: int,
+        nrefs: int, r0: bytes, r1: bytes,
+    ) -> PackEntry:  # fmt: skip
+        if code >= len(KINDS) or offset + size > self.data_end or nrefs > 2:
+            raise PackFormatError(f"pack index entry {i} is out of bounds", self.data_end)
         refs = () if nrefs == 0 else (r0.hex(),) if nrefs == 1 else (r0.hex(), r1.hex())
-        entries.append(make(PackEntry, (KINDS[code], oid.hex(), offset, size, rsum, enc, refs)))
-    hints = []
-    pos = count * _ENTRY.size
-    for _ in range(hints_n):
-        older, newer = _HINT.unpack_from(block, pos)
-        hints.append((older.hex(), newer.hex()))
-        pos += _HINT.size
-    return PackContents(pack_id, sequence, tuple(entries), tuple(hints), data_end)
+        # PackEntry(...) without its Python-level __new__: packs hold 10^4+ entries
+        return tuple.__new__(PackEntry, (KINDS[code], oid.hex(), offset, size, rsum, enc, refs))
+
+    @property
+    def entries(self) -> tuple[PackEntry, ...]:
+        """Every entry, decoded and checked (kept once decoded)."""
+        if self._entries is None:
+            decode = self._decode
+            self._entries = tuple(
+                decode(i, *fields)
+                for i, fields in enumerate(
+                    _ENTRY.iter_unpack(self._block[: self.count * _ENTRY.size])
+                )
+            )
+        return self._entries
+
+    def ids_of(self, kind: str) -> list[str]:
+        """The ids of this pack's objects of `kind`, read without decoding entries."""
+        code, block, step = kind_code(kind), self._block, _ENTRY.size
+        if self._entries is not None:
+            return [e.object_id for e in self._entries if e.kind == kind]
+        return [
+            block[at + 1 : at + 33].hex()
+            for at in range(0, self.count * step, step)
+            if block[at] == code
+        ]
+
+    @property
+    def hints(self) -> tuple[tuple[str, str], ...]:
+        """(older, newer) chunk pairs this pack records."""
+        cached = self._hints
+        if cached is None:
+            start = self.count * _ENTRY.size
+            cached = tuple(
+                (older.hex(), newer.hex())
+                for older, newer in _HINT.iter_unpack(
+                    self._block[start : start + self._hint_count * _HINT.size]
+                )
+            )
+            self._hints = cached
+        return cached
+
+    def contents(self) -> PackContents:
+        """Everything the table says, every entry checked."""
+        return PackContents(self.pack_id, self.sequence, self.entries, self.hints, self.data_end)
 
 
 class PackWriter:

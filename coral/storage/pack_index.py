@@ -5,15 +5,19 @@ state: it is rebuilt from the trailers of the packs present, and a pack that app
 disappears (another process committed, a repack ran) is picked up by `refresh()`. When two
 packs hold the same object (a repack was interrupted before it deleted what it superseded),
 the newer pack's record wins; both decode to the same bytes.
+
+Opening reads each pack's index block and checks its checksum, nothing more: an object is
+looked up pack by pack, newest first, in a map of raw ids that each pack builds on its first
+lookup (see `PackTable`), and the answer is remembered until the set of packs changes. A
+command that reads a handful of objects (`coral log -n 20`, `status`) pays for the packs it
+touches, not for every object of the repository.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from coral.errors import CorruptObjectError
@@ -26,10 +30,10 @@ from coral.storage.pack import (
     PackContents,
     PackEntry,
     PackFormatError,
+    PackTable,
     check_index_block,
     index_length,
     pack_key,
-    parse_trailer,
 )
 
 _TICK = 0.05  # seconds: more than the coarsest file-time granularity of local filesystems
@@ -63,14 +67,25 @@ class Location(NamedTuple):
         return self.entry.refs
 
 
-@dataclass(frozen=True)
 class PackInfo:
-    pack_id: str
-    sequence: int
-    size: int
-    data_end: int
-    entries: tuple[PackEntry, ...]
-    hints: tuple[tuple[str, str], ...]
+    """One pack: its id, order, size and (decoded on demand) index."""
+
+    __slots__ = ("data_end", "pack_id", "sequence", "size", "table")
+
+    def __init__(self, table: PackTable, size: int) -> None:
+        self.pack_id = table.pack_id
+        self.sequence = table.sequence
+        self.size = size
+        self.data_end = table.data_end
+        self.table = table
+
+    @property
+    def entries(self) -> tuple[PackEntry, ...]:
+        return self.table.entries
+
+    @property
+    def hints(self) -> tuple[tuple[str, str], ...]:
+        return self.table.hints
 
 
 class PackIndex:
@@ -80,8 +95,8 @@ class PackIndex:
         self.backend = backend
         self._lock = threading.RLock()
         self._packs: dict[str, PackInfo] = {}
-        self._objects: dict[str, Location] = {}
-        self._by_kind: dict[str, set[str]] = defaultdict(set)
+        self._newest_first: list[PackInfo] = []  # replaced, never changed in place
+        self._found: dict[str, Location] = {}  # answers of `get`, replaced when packs change
         self.damaged: dict[str, CorruptObjectError] = {}  # packs whose index cannot be read
         self._listed: tuple[float | None, float] | None = None  # (folder mtime, listing time)
 
@@ -157,22 +172,27 @@ class PackIndex:
             if length > INDEX_PIECE:  # checked before a block of the claimed size is read
                 check_index_block(lambda at, n: self.backend.get(key, at, n), size, tail, length)
             block = self.backend.get(key, size - length, length)
-            contents = parse_trailer(pack_id, block, size)
+            table = PackTable(pack_id, block, size)
         except PackFormatError as exc:
-            where = f"{self.backend.describe()}/{key}"
-            at = f" at offset {exc.offset}" if exc.offset is not None else ""
-            raise CorruptObjectError(
-                pack_id,
-                where,
-                f"damaged pack index{at}: {exc}",
-                hint="run `coral fsck`; objects of this pack that other packs also hold are safe",
-            ) from None
-        return _info(contents, size)
+            raise self._damaged(pack_id, exc) from None
+        return PackInfo(table, size)
+
+    def _damaged(self, pack_id: str, exc: PackFormatError) -> CorruptObjectError:
+        where = f"{self.backend.describe()}/{pack_key(pack_id)}"
+        at = f" at offset {exc.offset}" if exc.offset is not None else ""
+        return CorruptObjectError(
+            pack_id,
+            where,
+            f"damaged pack index{at}: {exc}",
+            hint="run `coral fsck`; objects of this pack that other packs also hold are safe",
+        )
 
     def add_pack(self, contents: PackContents, size: int | None = None) -> None:
         """Register a pack this process just wrote."""
         with self._lock:
-            self._add(_info(contents, size if size is not None else contents.data_end))
+            self._add(
+                PackInfo(PackTable.of(contents), size if size is not None else contents.data_end)
+            )
 
     def remove_pack(self, pack_id: str) -> None:
         with self._lock:
@@ -180,51 +200,54 @@ class PackIndex:
 
     def _add(self, info: PackInfo) -> None:
         self._packs[info.pack_id] = info
-        objects, by_kind, sequence = self._objects, self._by_kind, info.sequence
-        where = (info.pack_id, sequence)
-        make = tuple.__new__  # Location(...) without its Python-level __new__ (hot: every open)
-        for entry in info.entries:
-            oid = entry.object_id
-            current = objects.get(oid)
-            if current is None or current.sequence < sequence:
-                objects[oid] = make(Location, (*where, entry))
-                by_kind[entry.kind].add(oid)
+        self._changed()
 
     def _drop(self, pack_id: str) -> None:
-        info = self._packs.pop(pack_id, None)
-        if info is None:
-            return
-        orphans = {
-            e.object_id: e
-            for e in info.entries
-            if (loc := self._objects.get(e.object_id)) is not None and loc.pack_id == pack_id
-        }
-        if not orphans:
-            return
-        best: dict[str, Location] = {}  # one pass over the other packs, not one per object
-        for other in self._packs.values():
-            for entry in other.entries:
-                if entry.object_id in orphans:
-                    found = best.get(entry.object_id)
-                    if found is None or found.sequence < other.sequence:
-                        best[entry.object_id] = Location(other.pack_id, other.sequence, entry)
-        for oid, entry in orphans.items():
-            if oid in best:
-                self._objects[oid] = best[oid]
-            else:
-                del self._objects[oid]
-                self._by_kind[entry.kind].discard(oid)
+        if self._packs.pop(pack_id, None) is not None:
+            self._changed()
+
+    def _changed(self) -> None:
+        """The set of packs changed: the search order is rebuilt, remembered answers dropped."""
+        self._newest_first = sorted(self._packs.values(), key=lambda p: p.sequence, reverse=True)
+        self._found = {}
 
     # -- queries ------------------------------------------------------------------------------
     def get(self, object_id: str) -> Location | None:
-        return self._objects.get(object_id)
+        """Where `object_id` is stored (the newest pack holding it), or None.
+
+        Lock-free: the answer goes into the map of answers taken at the start, so one found
+        in a pack that a concurrent `refresh` drops is not remembered past that change."""
+        found = self._found
+        loc = found.get(object_id)
+        if loc is not None:
+            return loc
+        try:
+            raw = bytes.fromhex(object_id)
+        except ValueError:
+            return None
+        for info in self._newest_first:
+            i = info.table.find(raw)
+            if i is not None:
+                try:
+                    entry = info.table.entry(i)
+                except PackFormatError as exc:
+                    raise self._damaged(info.pack_id, exc) from None
+                loc = found[object_id] = tuple.__new__(
+                    Location, (info.pack_id, info.sequence, entry)
+                )
+                return loc
+        return None
 
     def __contains__(self, object_id: str) -> bool:
-        return object_id in self._objects
+        return self.get(object_id) is not None
 
     def ids(self, kind: str) -> list[str]:
         with self._lock:
-            return sorted(self._by_kind.get(kind, ()))
+            packs = list(self._packs.values())
+        ids: set[str] = set()
+        for info in packs:
+            ids.update(info.table.ids_of(kind))
+        return sorted(ids)
 
     def packs(self) -> list[PackInfo]:
         with self._lock:
@@ -245,7 +268,7 @@ class PackIndex:
             return 0
         total = 0
         for e in info.entries:
-            loc = self._objects.get(e.object_id)
+            loc = self.get(e.object_id)
             if loc is not None and loc.pack_id == pack_id:
                 total += e.length
         return total
@@ -257,7 +280,7 @@ class PackIndex:
         while True:
             refs: set[str] = set()
             for cid in frontier:
-                loc = self._objects.get(cid)
+                loc = self.get(cid)
                 if loc is not None:
                     refs.update(loc.refs)
             if not refs:
@@ -273,14 +296,3 @@ class PackIndex:
         except KeyNotFoundError:
             return True
         return False
-
-
-def _info(contents: PackContents, size: int) -> PackInfo:
-    return PackInfo(
-        contents.pack_id,
-        contents.sequence,
-        size,
-        contents.data_end,
-        contents.entries,
-        contents.hints,
-    )

@@ -20,12 +20,11 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from coral.core.dtypes import numpy_dtype
 from coral.core.hashing import TensorHasher, hash_blob, hash_chunk, is_hash
+from coral.core.lazy_imports import lazy_module
 from coral.core.weight_tensor import WeightMetadata, WeightTensor
 from coral.errors import CorruptObjectError, InvalidNameError, ObjectNotFoundError
 from coral.storage import chunk_reader, chunk_tasks, store_stats
@@ -49,6 +48,11 @@ from coral.storage.pack import KINDS, NOT_A_CHUNK, PackWriter, pack_key, record_
 from coral.storage.pack_files import PackFiles
 from coral.storage.pack_index import Location, PackIndex
 from coral.storage.promisor import Promisor
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 _MAX_DECODE_DEPTH = 256  # deeper than any chain the store writes: a cycle or damage
 

@@ -10,12 +10,17 @@ The store encodes a mapped tensor chunk by chunk the same way (`PackStore._store
 from __future__ import annotations
 
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from coral.core.hashing import TensorHasher
+from coral.core.lazy_imports import lazy_module
 from coral.core.mapped_pages import read_only_map, release
 from coral.core.weight_tensor import WeightMetadata, WeightTensor
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 PIECE_BYTES = 8 << 20  # bytes hashed at a time
 

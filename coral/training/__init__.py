@@ -1,12 +1,32 @@
-"""Checkpoints while training: `CheckpointManager`, `CheckpointConfig`, `TrainingState`."""
+"""Checkpoints while training: `CheckpointManager`, `CheckpointConfig`, `TrainingState`.
 
-from coral.training.async_writer import BackgroundCommitError
-from coral.training.checkpoint_index import CheckpointInfo
-from coral.training.config import CheckpointConfig
-from coral.training.manager import CheckpointManager, NoCheckpointError
-from coral.training.snapshot import Snapshot
-from coral.training.state import TrainingState
+The names below are imported on first use: the CLI reads the light `training.watch` settings
+at start-up without importing numpy.
+"""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from coral.core.lazy_imports import lazy_exports
+
+if TYPE_CHECKING:
+    from coral.training.async_writer import BackgroundCommitError
+    from coral.training.checkpoint_index import CheckpointInfo
+    from coral.training.config import CheckpointConfig
+    from coral.training.manager import CheckpointManager, NoCheckpointError
+    from coral.training.snapshot import Snapshot
+    from coral.training.state import TrainingState
+
+_MODULES = {
+    "BackgroundCommitError": "async_writer",
+    "CheckpointInfo": "checkpoint_index",
+    "CheckpointConfig": "config",
+    "CheckpointManager": "manager",
+    "NoCheckpointError": "manager",
+    "Snapshot": "snapshot",
+    "TrainingState": "state",
+}
 __all__ = [
     "BackgroundCommitError",
     "CheckpointConfig",
@@ -16,3 +36,4 @@ __all__ = [
     "Snapshot",
     "TrainingState",
 ]
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -25,69 +25,20 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coral.errors import CoralError, NothingToCommitError
 from coral.training.checkpoint_index import CheckpointIndex, CheckpointInfo
 from coral.training.commit import branch_for, commit_weights
+from coral.training.watch_rules import WatchConfigError as WatchConfigError
+from coral.training.watch_rules import WatchRules
 
-DEFAULT_PATTERNS = (
-    "*.safetensors",
-    "*.safetensors.index.json",
-    "*.pt",
-    "*.pth",
-    "*.bin",
-    "*.ckpt",
-    "*.npz",
-    "*.onnx",
-    "*.keras",
-    "*.index",
-    "checkpoint-*",
-)
 _NUMBER = re.compile(r"(\d+)")
 
 if TYPE_CHECKING:
     from coral.version_control.repository import Repository
-
-
-class WatchConfigError(CoralError):
-    default_hint = "see `coral watch --help` for the [watch] settings of .coral/config.toml"
-
-
-@dataclass
-class WatchRules:
-    """What `coral watch` commits, and how."""
-
-    patterns: list[str] = field(default_factory=lambda: list(DEFAULT_PATTERNS))
-    every: int = 1
-    message: str = "{filename} step {n}"
-    debounce_ms: int = 1000
-    interval: float = 0.5
-    branch: str | None = None
-    include_existing: bool = False
-
-    def __post_init__(self) -> None:
-        if isinstance(self.patterns, str):
-            self.patterns = [self.patterns]
-        if not isinstance(self.every, int) or self.every < 1:
-            raise WatchConfigError(f"every must be a positive integer, not {self.every!r}")
-        if self.debounce_ms < 0 or self.interval <= 0:
-            raise WatchConfigError("debounce_ms must be >= 0 and interval > 0")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any], **overrides: Any) -> WatchRules:
-        """Rules from a repository config's [watch] table, then the non-None `overrides`."""
-        section = config.get("watch") or {}
-        if not isinstance(section, Mapping):
-            raise WatchConfigError("[watch] in config.toml must be a table")
-        known = {f.name for f in fields(cls)}
-        unknown = set(section) - known
-        if unknown:
-            raise WatchConfigError(f"unknown [watch] settings: {', '.join(sorted(unknown))}")
-        values = {**section, **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(**values)
 
 
 @dataclass

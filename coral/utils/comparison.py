@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from coral.core.lazy_imports import lazy_module
 from coral.version_control.diff import (
     ADDED,
     CHANGED,
@@ -26,6 +25,11 @@ from coral.version_control.diff import (
     category_counts,
     natural_key,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 MINOR_THRESHOLD = 0.99
 MODERATE_THRESHOLD = 0.90

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from coral.core.lazy_imports import lazy_module
 from coral.version_control.objects import Tree, TreeEntry
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy", globals())
 
 IDENTICAL = "identical"
 CHANGED = "changed"
@@ -374,7 +379,7 @@ def pow2_scale(max_abs: float) -> float:
     return math.ldexp(1.0, math.frexp(max_abs)[1])
 
 
-_EPS = float(np.finfo(np.float64).eps)
+_EPS = sys.float_info.epsilon  # np.finfo(np.float64).eps
 
 
 def _f64(arr: np.ndarray, sl: slice) -> np.ndarray:

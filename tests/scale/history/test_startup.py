@@ -95,6 +95,25 @@ def test_light_commands_import_no_heavy_library(small_repo: Path, args: tuple[st
     assert not heavy, f"`coral {' '.join(args)}` imported {heavy}"
 
 
+# what reading refs and commits needs none of: numpy comes with the first tensor read, pydantic
+# never (coral.cli.coercion converts the plain parameters typer would build adapters for)
+NOT_FOR_HISTORY = ("numpy", "ml_dtypes", "pydantic", "pydantic_core")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("status",), ("log", "-n", "20"), ("log", "--oneline", "--graph"), ("branch",), ("tag",)],
+    ids=lambda a: " ".join(a),
+)
+def test_history_commands_import_neither_numpy_nor_pydantic(
+    small_repo: Path, args: tuple[str, ...]
+) -> None:
+    code, modules = loaded(small_repo, *args)
+    assert code == 0
+    found = sorted(modules.intersection(NOT_FOR_HISTORY))
+    assert not found, f"`coral {' '.join(args)}` imported {found}"
+
+
 def test_a_command_builds_only_itself(small_repo: Path) -> None:
     command = root_command()
     commands = command.commands  # type: ignore[attr-defined]

@@ -5,9 +5,8 @@ outside (`getrusage(RUSAGE_CHILDREN)` after each one, in a fresh child that runs
 compared with the same commands on a tiny checkpoint: the difference must be a few chunks per
 worker, not the checkpoint's size.
 
-Size: `CORAL_SCALE_CHECKPOINT_GIB` (default 1; a float, e.g. 3 for the full check). The
-first import of a tensor computes its similarity fingerprint (`coral.core.projection`), about
-40 MB/s on two cores, which is what bounds the default size.
+Size: `CORAL_SCALE_CHECKPOINT_GIB` (default 3: about 35 s on two cores, with 9 GiB of scratch
+disk for the checkpoint, the store and the export; a float, e.g. 0.5 for a quick run).
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import numpy as np
 
 from tests.scale.streaming._data import model, write_checkpoint
 
-GIB = float(os.environ.get("CORAL_SCALE_CHECKPOINT_GIB", "1"))
+GIB = float(os.environ.get("CORAL_SCALE_CHECKPOINT_GIB", "3"))
 CHUNK = 4 << 20  # the default chunk size
 WORKERS = 2
 # What may be resident beyond the tiny run: a window of 2 chunks per worker in flight, each

@@ -1,0 +1,68 @@
+"""Which module of `coral.cli` registers each built-in command, so that `coral log` imports
+the module of `log` and not the other 24 (each brings its own porcelain: remotes, experiments,
+the web server's helpers...).
+
+A command missing here still works: an unknown name makes the CLI import every module (as
+`coral --help` does). tests/cli/test_command_table.py checks this table against what the
+modules register.
+"""
+
+from __future__ import annotations
+
+COMMAND_MODULES: dict[str, str] = {
+    "alias": "alias",
+    "browse": "browse",
+    "ui": "browse",
+    "ci": "ci",
+    "comment": "collab",
+    "audit": "collab",
+    "review": "collab",
+    "completions": "completions",
+    "config": "config",
+    "experiment": "experiment",
+    "log": "history",
+    "show": "history",
+    "diff": "history",
+    "import-pytorch": "imports",
+    "import-wandb": "imports",
+    "init": "init",
+    "gc": "maintenance",
+    "fsck": "maintenance",
+    "stats": "maintenance",
+    "optimize": "optimize",
+    "ancestry": "provenance",
+    "provenance": "provenance",
+    "publish": "publish",
+    "branch": "refs",
+    "checkout": "refs",
+    "tag": "refs",
+    "merge": "refs",
+    "release": "release",
+    "releases": "release",
+    "changelog": "release",
+    "push": "remote",
+    "fetch": "remote",
+    "pull": "remote",
+    "clone": "remote",
+    "sync": "remote",
+    "remote": "remote",
+    "save": "save",
+    "share": "serve",
+    "serve": "serve",
+    "preview": "snapshots",
+    "rollback": "snapshots",
+    "add": "staging",
+    "status": "staging",
+    "commit": "staging",
+    "reset": "staging",
+    "rm": "staging",
+    "stash": "stash",
+    "import-onnx": "training",
+    "import-tensorflow": "training",
+    "import-keras": "training",
+    "export-onnx": "training",
+    "checkpoints": "training",
+    "import": "transfer",
+    "export": "transfer",
+    "watch": "watch",
+}
