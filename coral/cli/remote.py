@@ -153,7 +153,7 @@ def remote_gc(
 ) -> None:
     """Delete the remote's packs that no branch or tag needs (pushes wait while it runs)."""
     remote = _remote(name)
-    result = remote.gc(grace_seconds=grace, dry_run=dry_run)
+    result = remote.gc(grace_seconds=grace, dry_run=dry_run, repo=open_repo())
     if json_output:
         emit_json(result.to_dict())
         return

@@ -86,9 +86,25 @@ class Remote:
     def __repr__(self) -> str:
         return f"Remote({self.name!r}, {redact_url(self.config.url)!r})"
 
-    def gc(self, *, grace_seconds: float = DEFAULT_GRACE, dry_run: bool = False) -> RemoteGCResult:
-        """Delete the remote's packs that no ref needs (older than `grace_seconds`)."""
-        return collect(self.layout, grace_seconds=grace_seconds, dry_run=dry_run)
+    def gc(
+        self,
+        *,
+        grace_seconds: float = DEFAULT_GRACE,
+        dry_run: bool = False,
+        repo: Repository | None = None,
+    ) -> RemoteGCResult:
+        """Delete the remote's packs that no ref needs (older than `grace_seconds`); recorded
+        as `remote-gc` in `repo`'s audit log when one is given (a dry run changes nothing and
+        is not recorded)."""
+        if repo is None or dry_run:
+            return collect(self.layout, grace_seconds=grace_seconds, dry_run=dry_run)
+        with self._audited(repo, "remote-gc", grace_seconds=grace_seconds) as note:
+            result = collect(self.layout, grace_seconds=grace_seconds, dry_run=False)
+            note.detail.update(packs_deleted=len(result.deleted), bytes_freed=result.bytes_freed)
+            if result.aborted:
+                note.outcome = "aborted"
+                note.detail["reason"] = result.aborted
+        return result
 
     def _use_cache(self, repo: Repository) -> None:
         """Keep the remote's pack trailers under the repository's .coral/cache (per URL)."""

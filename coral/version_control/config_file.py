@@ -4,7 +4,8 @@ A `section.key = value` line is replaced in place, added at the end of its `[sec
 section is appended. The edited text is parsed back and compared with the intended settings;
 where the file's layout defeats a line edit (a multi-line array, an inline table, dotted keys)
 the file is rewritten from its parsed settings instead (comments are lost only then). Every
-write is atomic.
+write is atomic, and each read-edit-write holds an exclusive lock on `FILE.lock`, so two
+processes setting keys at once both land.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import copy
 import math
 import re
 import tomllib
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import tomli_w
 
 from coral.errors import CoralError
 from coral.storage.atomic_file import write_atomic
+from coral.version_control.locking import RepositoryLock
 
 _HEADER = re.compile(r"^\s*\[\s*([A-Za-z0-9_-]+)\s*\]\s*(#.*)?$")
 _ANY_HEADER = re.compile(r"^\s*\[")
@@ -46,6 +49,11 @@ def toml_value(value: Any) -> str:
 def set_key(path: Path, key: str, value: Any) -> None:
     """Write `section.key = value` into the TOML file at `path` (created when missing)."""
     section, name = split_key(key)
+    with _editing(path):
+        _set_key(path, section, name, value)
+
+
+def _set_key(path: Path, section: str, name: str, value: Any) -> None:
     text, data = _read(path)
     expected = copy.deepcopy(data)
     table = expected.setdefault(section, {})
@@ -58,6 +66,17 @@ def set_key(path: Path, key: str, value: Any) -> None:
 def unset_key(path: Path, key: str) -> bool:
     """Remove `section.key` from the file; False when it was not there."""
     section, name = split_key(key)
+    with _editing(path):
+        return _unset_key(path, section, name)
+
+
+def _editing(path: Path) -> AbstractContextManager[None]:
+    """The exclusive lock of one read-edit-write of `path` (a `flock` on `PATH.lock`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return RepositoryLock(path.with_name(path.name + ".lock")).exclusive()
+
+
+def _unset_key(path: Path, section: str, name: str) -> bool:
     text, data = _read(path)
     table = data.get(section)
     if not isinstance(table, dict) or name not in table:

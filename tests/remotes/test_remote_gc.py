@@ -4,6 +4,7 @@ move refs while gc holds its lock."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,10 @@ def test_cli_remote_gc(make_repo, remote_dir: Path) -> None:
     res = runner.invoke(app, ["-C", repo, "remote", "gc", "--grace", "0", "--json"])
     assert res.exit_code == 0, res.output
     assert '"packs_deleted"' in res.output
+    deleted = len(json.loads(res.output)["packs_deleted"])
+    res = runner.invoke(app, ["-C", repo, "audit", "--action", "remote-gc", "--json"])
+    assert res.exit_code == 0, res.output
+    (entry,) = json.loads(res.output)  # the real run only: the dry run changed nothing
+    assert entry["target"] == "origin" and entry["outcome"] == "ok"
+    assert entry["detail"]["packs_deleted"] == deleted >= 1
+    assert entry["detail"]["bytes_freed"] > 0
