@@ -32,6 +32,21 @@ JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 remote_app = typer.Typer(help="Manage remotes (S3, MinIO, GCS, Azure Blob, folders).")
 
 
+TOKEN_FILE = Annotated[
+    Path | None,
+    typer.Option(
+        "--token-file",
+        help="http(s) remotes: a file holding the token (its path is kept, never the token).",
+        show_default=False,
+    ),
+]
+
+
+def _token_path(path: Path | None) -> str | None:
+    """The token file as stored: absolute, so the remote works from any directory."""
+    return None if path is None else str(path.expanduser().absolute())
+
+
 def _manager() -> RemoteManager:
     return RemoteManager(open_repo().coral_dir / "remotes.json")
 
@@ -78,11 +93,15 @@ def remote_add(
     endpoint_url: Annotated[
         str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint.")
     ] = None,
+    token_file: TOKEN_FILE = None,
     json_output: JSON = False,
 ) -> None:
-    """Add a remote (credentials come from the cloud's environment, never from this file)."""
+    """Add a remote (credentials come from the cloud's environment, never from this file; an
+    http(s) remote's token from --token-file, else CORAL_REMOTE_TOKEN)."""
     manager = _manager()
-    config = RemoteConfig.from_url(name, url, region=region, endpoint_url=endpoint_url)
+    config = RemoteConfig.from_url(
+        name, url, region=region, endpoint_url=endpoint_url, token_file=_token_path(token_file)
+    )
     manager.add(config, replace_existing=False)
     if json_output:
         emit_json(config.public_dict())
@@ -317,6 +336,7 @@ def clone(
     name: Annotated[str, typer.Option("--origin", "-o", help="Name of the remote.")] = "origin",
     layers: LAYERS = None,
     lazy: LAZY = False,
+    token_file: TOKEN_FILE = None,
     json_output: JSON = False,
 ) -> None:
     """Create a repository from a remote: add it as `origin`, fetch, check out its branch.
@@ -326,7 +346,7 @@ def clone(
     from coral.version_control.repository import Repository
 
     target_dir = directory or Path(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "repo")
-    config = RemoteConfig.from_url(name, url)
+    config = RemoteConfig.from_url(name, url, token_file=_token_path(token_file))
     remote = Remote.from_config(config)
     info = remote.get_remote_info()  # fails early (unreachable, not a Coral remote)
     if not info["initialized"]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from coral.remotes.config import RemoteConfig, RemoteConfigError, redact_url
+from coral.remotes.config import RemoteConfig, RemoteConfigError, read_token_file, redact_url
 from coral.storage.backend import Backend, LocalBackend
 
 
@@ -34,7 +34,10 @@ def _open_one(config: RemoteConfig) -> Backend:
         from coral.remotes.http_backend import HttpBackend
         from coral.storage.backend_wrappers import RetryingBackend
 
-        return RetryingBackend(HttpBackend(config.url, token=config.token))
+        token = config.token
+        if token is None and config.token_file is not None:
+            token = read_token_file(config.token_file)
+        return RetryingBackend(HttpBackend(config.url, token=token))
     from coral.storage.cloud import backend_from_url
 
     options: dict[str, object] = {}

@@ -48,7 +48,8 @@ class RemoteConfig:
     endpoint_url: str | None = None
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)  # http(s): else $CORAL_REMOTE_TOKEN
+    token: str | None = field(default=None, repr=False)  # http(s): else token_file, else env
+    token_file: str | None = None  # http(s): a file holding the token (its path is stored)
     auto_push: bool = False
     auto_pull: bool = False
     urls: list[str] = field(default_factory=list)  # extra URLs packs are spread over by hash
@@ -62,6 +63,11 @@ class RemoteConfig:
             raise RemoteConfigError(
                 f"unknown remote backend {self.backend!r}",
                 hint="choose one of s3, gcs, azure, local, http",
+            )
+        if self.token_file is not None and self.backend != "http":
+            raise RemoteConfigError(
+                f"remote {self.name!r} is not an http(s) remote: a token file is not used",
+                hint="tokens are for `coral serve --remote` URLs (http://HOST:PORT/remote/)",
             )
 
     @classmethod
@@ -154,3 +160,22 @@ class RemoteConfigs:
         self._write(remotes)
         self._secrets.pop(name, None)
         return True
+
+
+def read_token_file(path: str) -> str:
+    """The token in `path` (`~` expanded, surrounding whitespace dropped): a RemoteConfigError
+    naming the file when it is missing, unreadable or empty."""
+    where = Path(path).expanduser()
+    try:
+        token = where.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise RemoteConfigError(
+            f"cannot read the token file {where}: {exc.strerror or exc}",
+            hint="write the token from `coral serve token create` there (chmod 600)",
+        ) from None
+    if not token:
+        raise RemoteConfigError(
+            f"the token file {where} is empty",
+            hint="write the token from `coral serve token create` there (chmod 600)",
+        )
+    return token
