@@ -5,8 +5,10 @@ Reads local files only, never the network. A run directory (`wandb/run-<date>-<i
 `files/`, beside `config.yaml` ({key: {value: ..., desc: ...}}), `wandb-summary.json` (the final
 metrics) and, for older runs, `wandb-history.jsonl` (the logged rows). A downloaded artifact
 directory holds the files themselves. Every checkpoint file (.safetensors, .pt/.pth/.ckpt, .npz,
-.h5, .keras) becomes one commit on the branch, in the order of the step in its name
-(`epoch=2-step=300.ckpt`, `model-step2.pt`), else of modification time. Each commit records the
+.h5, .keras) becomes one commit on the branch, and so does a sharded checkpoint (a Hugging Face
+`*.safetensors.index.json` with its shards), in the order of the step in its name
+(`epoch=2-step=300.ckpt`, `model-step2.pt`) or its folder's (`checkpoint-300/`), else of
+modification time. Each commit records the
 run's config under "config", the metrics logged at its step (the summary for the last one)
 under "metrics", and the run under "wandb". Torch checkpoints are taken apart as
 `coral import-pytorch` does (optimizer state as training state). Importing a run again commits
@@ -26,6 +28,7 @@ from typing import Any
 from coral.errors import CoralError, InvalidFileError, NothingToCommitError
 from coral.integrations.formats.torch_format import SUFFIXES as TORCH_SUFFIXES
 from coral.porcelain.import_pytorch import commit_metadata, read_torch_checkpoint, record_checkpoint
+from coral.porcelain.model_files import WEIGHT_INDEXES
 from coral.training.commit import branch_for, commit_weights
 from coral.version_control.repository import Repository
 
@@ -34,6 +37,7 @@ CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".ckpt", ".npz", ".h5", ".
 _RUN_DIR = re.compile(r"^(?:offline-)?run-\d{8}_\d{6}-(?P<id>[A-Za-z0-9]+)$")
 _STEP = re.compile(r"(?:global_step|step|iteration|iter|it)[=_-]?(\d+)", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+")
+_SHARD = re.compile(r"-\d+-of-\d+\.")
 _METADATA_KEYS = ("program", "codePath", "startedAt", "host", "python", "args", "git")
 
 Advance = Callable[[int], None]
@@ -200,6 +204,8 @@ def _commit_one(
         weights = _load_weights(ckpt.path)
         metrics = run.metrics_at(step, last)
         fmt = "keras-h5" if suffix == ".h5" else suffix.lstrip(".")
+        if ckpt.path.name.endswith(WEIGHT_INDEXES):
+            fmt = "sharded"
         meta = {"import": {"source": str(ckpt.path), "format": fmt}, **extra}
         if metrics:
             meta["metrics"] = metrics
@@ -262,16 +268,47 @@ def _step_of(name: str) -> int | None:
 
 
 def _checkpoints(files: Path) -> list[RunCheckpoint]:
+    """Every checkpoint under `files`: a file, or a sharded checkpoint (a Hugging Face
+    `*.safetensors.index.json` / `*.bin.index.json` with its shards, one checkpoint)."""
     found = []
+    sharded = _sharded(files)
+    in_shards = {shard for shards in sharded.values() for shard in shards}
+    for index, shards in sharded.items():
+        rel = index.relative_to(files).as_posix()
+        mtime = max((s.stat().st_mtime for s in shards), default=index.stat().st_mtime)
+        found.append(RunCheckpoint(index, rel, _step_of_path(index), mtime))
     for p in files.rglob("*"):
-        if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES:
+        if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES and p not in in_shards:
             rel = p.relative_to(files).as_posix()
-            found.append(RunCheckpoint(p, rel, _step_of(p.name), p.stat().st_mtime))
+            found.append(RunCheckpoint(p, rel, _step_of_path(p), p.stat().st_mtime))
     if all(c.step is not None for c in found):
         found.sort(key=lambda c: (c.step, c.mtime, c.relpath))
     else:
         found.sort(key=lambda c: (c.mtime, c.relpath))
     return found
+
+
+def _sharded(files: Path) -> dict[Path, list[Path]]:
+    """Index file -> its shard files, for every Hugging Face sharded checkpoint under `files`
+    (an index that is not valid JSON is left to the import, which names it)."""
+    found: dict[Path, list[Path]] = {}
+    for index in sorted(files.rglob("*.index.json")):
+        if not index.name.endswith(WEIGHT_INDEXES):
+            continue
+        weight_map = _json(index).get("weight_map")
+        shards = weight_map.values() if isinstance(weight_map, dict) else ()
+        found[index] = [index.parent / str(s) for s in dict.fromkeys(shards)]
+    return found
+
+
+def _step_of_path(path: Path) -> int | None:
+    """The step in a checkpoint's name, else in its folder's (`checkpoint-300/`); none for
+    an index or a shard (`model-00001-of-00002`) whose name holds only shard numbers."""
+    if not path.name.endswith(WEIGHT_INDEXES) and not _SHARD.search(path.name):
+        step = _step_of(path.name)
+        if step is not None:
+            return step
+    return _step_of(path.parent.name) if path.parent.name else None
 
 
 def _json(path: Path) -> dict[str, Any]:

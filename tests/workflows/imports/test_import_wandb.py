@@ -234,3 +234,43 @@ def test_import_wandb_as_a_real_process(repo_path, tmp_path):
     assert "imported 3 checkpoints of W&B run a1b2c3d4 onto main" in proc.stdout
     assert "config: 3 keys (batch_size, lr, optimizer)" in proc.stdout
     assert all(len(line) <= 80 for line in proc.stdout.splitlines())
+
+
+def _sharded_checkpoint(folder: Path, step: int) -> dict[str, np.ndarray]:
+    """A Hugging Face sharded checkpoint in `folder`: two safetensors shards and the index."""
+    weights = {**_weights(step), "head.weight": np.full((2, 4), step, np.float32)}
+    folder.mkdir(parents=True)
+    shards = {"model-00001-of-00002.safetensors": ["fc.weight", "fc.bias"]}
+    shards["model-00002-of-00002.safetensors"] = ["head.weight"]
+    weight_map = {}
+    for shard, names in shards.items():
+        save_file({n: weights[n] for n in names}, str(folder / shard))
+        weight_map.update(dict.fromkeys(names, shard))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map})
+    )
+    return weights
+
+
+def test_a_sharded_checkpoint_is_one_commit(coral, repo_path, tmp_path):
+    """HF Trainer's `checkpoint-N/` folders of shards: one commit per folder, its step from
+    the folder's name, every tensor of every shard in it (before, one commit per shard)."""
+    run = tmp_path / "artifact"
+    expected = {
+        step: _sharded_checkpoint(run / f"checkpoint-{step}", step) for step in (200, 100)
+    }
+    result = coral("import-wandb", str(run), "--json")
+    assert result.exit_code == 0, result.output
+    commits = json.loads(result.stdout)["commits"]
+    assert [(c["step"], c["file"]) for c in commits] == [
+        (100, "checkpoint-100/model.safetensors.index.json"),
+        (200, "checkpoint-200/model.safetensors.index.json"),
+    ]
+    with Repository(repo_path) as repo:
+        for c in commits:
+            stored = repo.get_all_weights(c["commit_hash"])
+            assert set(stored) == set(expected[c["step"]])
+            for name, arr in expected[c["step"]].items():
+                assert stored[name].data.tobytes() == arr.tobytes()
+            meta = repo.read_commit(c["commit_hash"]).metadata
+            assert meta["import"]["format"] == "sharded"
