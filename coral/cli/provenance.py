@@ -205,6 +205,7 @@ def _write(data: str | bytes, output: Path | None) -> None:
 def provenance_lines(result: Lineage, width: int = 80) -> list[str]:
     """`coral provenance` as plain lines: the commit's record, then its lineage."""
     from coral.porcelain.history import graph_rows
+    from coral.porcelain.provenance import record_lines
 
     root = result.root
     c = root.commit
@@ -216,7 +217,7 @@ def provenance_lines(result: Lineage, width: int = 80) -> list[str]:
     ]
     lines.append("    " + _fit(first_line(c.message), width - 4))
     lines.append("")
-    lines.extend(record_lines(root, width))
+    lines.extend(record_lines(root.provenance, width))
     ancestors = [n for n in result.nodes if n.depth is not None]
     bases = [n for n in result.nodes if n.depth is None]
     more = ", older ones not shown" if result.truncated else ""
@@ -249,36 +250,6 @@ def _node_line(graph: str, node: LineageNode, width: int) -> str:
     head = f"{graph} {c.commit_hash[:10]} {_when(c.timestamp)} "
     room = width - len(head) - len(tail)
     return head + _fit(first_line(c.message), max(room, 12)) + tail
-
-
-def record_lines(node: LineageNode, width: int = 80) -> list[str]:
-    """The base, config and datasets a commit records, one labelled block each."""
-    from coral.porcelain.provenance import config_summary, describe_base
-
-    lines = []
-    lines.append(f"base      {describe_base(node.base) if node.base else '(none recorded)'}")
-    cfg = node.config
-    if cfg:
-        where = cfg.get("path") or "(given in code)"
-        fmt = f", {cfg['format']}" if cfg.get("format") else ""
-        lines.append(
-            f"config    {where} ({human_bytes(int(cfg.get('bytes') or 0))}{fmt}) "
-            f"blake3 {str(cfg.get('blake3', ''))[:10]}"
-        )
-        lines.extend("          " + _fit(item, width - 10) for item in config_summary(cfg))
-    else:
-        lines.append("config    (none recorded)")
-    sets = node.datasets
-    if not sets:
-        lines.append("datasets  (none recorded)")
-    for i, ds in enumerate(sets):
-        label = "datasets  " if i == 0 else " " * 10
-        files = int(ds.get("files") or 0)
-        lines.append(
-            f"{label}{ds.get('path')}: {files} file{'s' if files != 1 else ''}, "
-            f"{human_bytes(int(ds.get('bytes') or 0))}, blake3 {str(ds.get('hash', ''))[:10]}"
-        )
-    return lines
 
 
 def register(app: typer.Typer) -> None:

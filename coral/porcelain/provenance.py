@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coral.core.units import human_bytes
 from coral.errors import CoralError, RefNotFoundError
 from coral.porcelain.history import decorations
 from coral.version_control.objects import Commit
@@ -218,6 +219,60 @@ def describe_base(base: Mapping[str, Any]) -> str:
     if source and source != "given":
         parts.append(f"[{source}]")
     return " ".join(parts) or "?"
+
+
+def record_lines(
+    provenance: Mapping[str, Any], width: int = 80, *, empty: bool = True
+) -> list[str]:
+    """The base, config and datasets of a provenance record, one labelled block each (what
+    `coral provenance`, `coral browse` and the dashboard show); with `empty=False` the parts
+    not recorded are left out instead of saying so."""
+    base = provenance.get("base") or {}
+    cfg = provenance.get("config") or {}
+    sets = [dict(d) for d in provenance.get("datasets") or []]
+    lines = []
+    if base or empty:
+        lines.append(f"base      {describe_base(base) if base else '(none recorded)'}")
+    if cfg:
+        where = cfg.get("path") or "(given in code)"
+        fmt = f", {cfg['format']}" if cfg.get("format") else ""
+        lines.append(
+            f"config    {where} ({human_bytes(int(cfg.get('bytes') or 0))}{fmt}) "
+            f"blake3 {str(cfg.get('blake3', ''))[:10]}"
+        )
+        lines.extend("          " + _cut(item, width - 10) for item in config_summary(cfg))
+    elif empty:
+        lines.append("config    (none recorded)")
+    if not sets and empty:
+        lines.append("datasets  (none recorded)")
+    for i, ds in enumerate(sets):
+        label = "datasets  " if i == 0 else " " * 10
+        files = int(ds.get("files") or 0)
+        lines.append(
+            f"{label}{ds.get('path')}: {files} file{'s' if files != 1 else ''}, "
+            f"{human_bytes(int(ds.get('bytes') or 0))}, blake3 {str(ds.get('hash', ''))[:10]}"
+        )
+    return lines
+
+
+def record_summary(provenance: Mapping[str, Any]) -> str:
+    """One line of a provenance record: 'base bert-base (1a2b3c4d5e) · config 4968fa2edd ·
+    2 datasets' ('' when nothing is recorded)."""
+    parts = []
+    if provenance.get("base"):
+        parts.append(f"base {describe_base(provenance['base'])}")
+    cfg = provenance.get("config") or {}
+    if cfg:
+        parts.append(f"config {str(cfg.get('blake3', ''))[:10]}")
+    sets = provenance.get("datasets") or []
+    if sets:
+        parts.append(f"{len(sets)} dataset{'s' if len(sets) != 1 else ''}")
+    return " · ".join(parts)
+
+
+def _cut(text: str, width: int) -> str:
+    """A line cut to `width` columns (never used on tensor names)."""
+    return text if len(text) <= width else text[: max(width - 3, 1)] + "..."
 
 
 def config_summary(config: Mapping[str, Any], limit: int = 6) -> list[str]:

@@ -18,6 +18,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from coral.porcelain.history import CommitDetail, commit_detail
+from coral.porcelain.provenance import record_summary
 from coral.tui.format import (
     CHANGE_STYLES,
     fmt_num,
@@ -30,6 +31,7 @@ from coral.tui.log_view import LogView
 from coral.tui.session import Session, start_job
 from coral.tui.tables import Cell, Row, fill_table
 from coral.version_control.objects import Commit
+from coral.version_control.provenance import read_provenance
 
 TENSOR_COLUMNS = ("name", "shape", "dtype", "size", "stored", "encoding", "vs parent")
 FILE_COLUMNS = ("model file", "size")
@@ -139,6 +141,9 @@ class CommitPane(Vertical):
             items = ", ".join(f"{k}={fmt_num(v)}" for k, v in c.metrics.items())
             text.append(f"Metrics: {items}\n", "green")
         text.append(c.message.strip() or "(no message)", "bold")
+        recorded = record_summary(read_provenance(c.metadata))
+        if recorded:  # where the weights came from: base model, training config, datasets
+            text.append(f"\n{recorded}", "dim")
         self.query_one("#commit-header", Static).update(text)
 
     def _fill_tensors(self) -> None:

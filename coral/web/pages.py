@@ -26,9 +26,11 @@ from coral.porcelain.history import (
     linked_experiments,
     tensor_detail,
 )
+from coral.porcelain.provenance import record_lines
 from coral.utils.comparison import CATEGORY_ORDER
 from coral.utils.report_format import change, similarity_text
 from coral.version_control.diff import natural_key
+from coral.version_control.provenance import read_provenance
 from coral.web import links
 from coral.web.render import page, refname
 from coral.web.state import DashboardState
@@ -147,6 +149,7 @@ def commit(
         experiments = linked_experiments(repo, [c]).get(c.commit_hash, [])
         parents = [(p, commit_subject(repo, p)) for p in c.parent_hashes]
         collab = collaboration(repo, c.commit_hash)
+    provenance = record_lines(read_provenance(c.metadata), width=100, empty=False)
     return page(
         request,
         "commit.html",
@@ -159,6 +162,7 @@ def commit(
         experiments=experiments,
         comments=collab.comments,
         review=collab.review,
+        provenance=provenance,
         tensors=tensors,
         pager=tensors.page,
         q=q or "",
