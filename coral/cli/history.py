@@ -247,72 +247,76 @@ def show(
         emit_json({**detail.to_dict(), **collab.to_dict()})
         return
     commit, entries = detail.commit, [t.entry for t in detail.tensors]
-    console = out()
-    deco = detail.refs
-    console.print(
-        f"[yellow]commit {commit.commit_hash[:10]}[/yellow]"
-        + (f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else "")
-        + (f" [dim]\\[{detail.pruned}][/dim]" if detail.pruned else "")
-    )
-    if commit.is_merge:
-        console.print(f"Merge:  {' '.join(p[:10] for p in commit.parent_hashes)}")
-    console.print(f"Author: {escape(commit.author)}")
-    console.print(f"Date:   {fmt_time(commit.timestamp)}")
-    if commit.metrics:
-        for line in _wrapped("Metrics: ", _metric_items(commit.metrics), console.width):
-            console.print(line)
-    if collab.review is not None:
-        console.print(f"Review: {review_line(collab.review)}")
-    console.print()
-    for line in commit.message.strip().splitlines():
-        console.print(f"    {escape(line)}")
-    console.print()
-    if collab.comments:
-        console.print(f"Comments ({len(collab.comments)}):")
-        print_comments(console, collab.comments, indent="  ")
-        console.print()
-    table = FitTable(
-        [
-            Column("name", key=True),
-            Column("shape", drop=40),
-            Column("dtype", drop=30),
-            Column("size", justify="right", drop=50),
-            Column("vs parent", drop=45),
-            Column("tensor id", drop=20),
-        ],
-        title=f"{len(entries)} of {detail.total_tensors} tensors"
-        if layers or detail.training_state
-        else f"{len(entries)} tensors",
-        caption=f"total {human_bytes(sum(e.nbytes for e in entries))}",
-    )
-    for t in detail.tensors:
-        e = t.entry
-        change = _CHANGE.get(t.change, t.change) if commit.parent_hashes else ""
-        table.add_row(
-            escape(e.name),
-            fmt_shape(e.shape),
-            e.dtype,
-            human_bytes(e.nbytes),
-            change,
-            e.tensor_id[:10],
-        )
-    table.render(console)
-    if detail.removed:
-        console.print(f"[red]{len(detail.removed)} tensors removed since the parent[/red]")
-    if detail.training_state:
+    with paged(out()) as console:  # on a terminal, through the pager
+        deco = detail.refs
         console.print(
-            f"[dim]{len(detail.training_state)} training-state tensors "
-            f"({human_bytes(detail.training_state_bytes)}) not listed "
-            "(--include-training-state)[/dim]"
+            f"[yellow]commit {commit.commit_hash[:10]}[/yellow]"
+            + (f" [bold cyan]({escape(', '.join(deco))})[/bold cyan]" if deco else "")
+            + (f" [dim]\\[{detail.pruned}][/dim]" if detail.pruned else "")
         )
-    if detail.files:
-        files = FitTable(
-            [Column("path", key=True), Column("size", justify="right"), Column("blob", drop=10)],
-            title=f"{len(detail.files)} model files",
+        if commit.is_merge:
+            console.print(f"Merge:  {' '.join(p[:10] for p in commit.parent_hashes)}")
+        console.print(f"Author: {escape(commit.author)}")
+        console.print(f"Date:   {fmt_time(commit.timestamp)}")
+        if commit.metrics:
+            for line in _wrapped("Metrics: ", _metric_items(commit.metrics), console.width):
+                console.print(line)
+        if collab.review is not None:
+            console.print(f"Review: {review_line(collab.review)}")
+        console.print()
+        for line in commit.message.strip().splitlines():
+            console.print(f"    {escape(line)}")
+        console.print()
+        if collab.comments:
+            console.print(f"Comments ({len(collab.comments)}):")
+            print_comments(console, collab.comments, indent="  ")
+            console.print()
+        table = FitTable(
+            [
+                Column("name", key=True),
+                Column("shape", drop=40),
+                Column("dtype", drop=30),
+                Column("size", justify="right", drop=50),
+                Column("vs parent", drop=45),
+                Column("tensor id", drop=20),
+            ],
+            title=f"{len(entries)} of {detail.total_tensors} tensors"
+            if layers or detail.training_state
+            else f"{len(entries)} tensors",
+            caption=f"total {human_bytes(sum(e.nbytes for e in entries))}",
         )
-        for f in detail.files:
-            files.add_row(escape(f.path), human_bytes(f.size), f.blob_id[:10])
-        files.render(console)
+        for t in detail.tensors:
+            e = t.entry
+            change = _CHANGE.get(t.change, t.change) if commit.parent_hashes else ""
+            table.add_row(
+                escape(e.name),
+                fmt_shape(e.shape),
+                e.dtype,
+                human_bytes(e.nbytes),
+                change,
+                e.tensor_id[:10],
+            )
+        table.render(console)
+        if detail.removed:
+            console.print(f"[red]{len(detail.removed)} tensors removed since the parent[/red]")
+        if detail.training_state:
+            console.print(
+                f"[dim]{len(detail.training_state)} training-state tensors "
+                f"({human_bytes(detail.training_state_bytes)}) not listed "
+                "(--include-training-state)[/dim]"
+            )
+        if detail.files:
+            files = FitTable(
+                [
+                    Column("path", key=True),
+                    Column("size", justify="right"),
+                    Column("blob", drop=10),
+                ],
+                title=f"{len(detail.files)} model files",
+            )
+            for f in detail.files:
+                files.add_row(escape(f.path), human_bytes(f.size), f.blob_id[:10])
+            files.render(console)
 
 
 _CHANGE = {"added": "[green]added[/green]", "changed": "[yellow]changed[/yellow]", "identical": ""}
@@ -483,28 +487,29 @@ def diff(
     if json_output:
         emit_json(result.to_dict())
         return
-    console = out()
-    if ascii_chart and comparison is not None:
-        chart = render_diff_ascii(comparison, width or console.width, show_identical=show_all)
-        console.print(chart, markup=False)
-        return
-    head = f"diff {result.from_ref} -> {result.to_ref}:"
-    counts = counts_text(result.counts())
-    if cell_len(head) + 1 + len(counts) <= console.width:
-        console.print(f"{head} {counts}", markup=False)
-    else:
-        console.print(head, markup=False)
-        console.print(f"  {counts}", markup=False)
-    if not include_training_state:
-        hidden = _training_state_left_out(repo, [from_ref, to_ref or "HEAD"])
-        if hidden:
-            console.print(
-                f"[dim]{hidden} training-state tensors left out (--include-training-state)[/dim]"
-            )
-    table = _diff_table(result, show_all)
-    if table.row_count:
-        table.render(console)
-    print_file_changes(console, repo, from_ref, to_ref)
+    with paged(out()) as console:  # on a terminal, through the pager
+        if ascii_chart and comparison is not None:
+            chart = render_diff_ascii(comparison, width or console.width, show_identical=show_all)
+            console.print(chart, markup=False)
+            return
+        head = f"diff {result.from_ref} -> {result.to_ref}:"
+        counts = counts_text(result.counts())
+        if cell_len(head) + 1 + len(counts) <= console.width:
+            console.print(f"{head} {counts}", markup=False)
+        else:
+            console.print(head, markup=False)
+            console.print(f"  {counts}", markup=False)
+        if not include_training_state:
+            hidden = _training_state_left_out(repo, [from_ref, to_ref or "HEAD"])
+            if hidden:
+                console.print(
+                    f"[dim]{hidden} training-state tensors left out "
+                    "(--include-training-state)[/dim]"
+                )
+        table = _diff_table(result, show_all)
+        if table.row_count:
+            table.render(console)
+        print_file_changes(console, repo, from_ref, to_ref)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,10 +1,10 @@
-"""A pager for long output on a terminal, as git pages `git log`.
+"""A pager for long output on a terminal, as git pages `git log`, `show` and `diff`.
 
-`coral log` on a terminal writes into `less` (`CORAL_PAGER`, else `PAGER`, else `less`; with
-`LESS=FRX` unless LESS is set: quit at once when the output fits on one screen, keep colours,
-leave the text on the screen). The output streams into the pager as it is made, so the first
-screen shows before a long history has been read; `q` ends the command. `CORAL_PAGER=` (empty)
-or `cat` turns paging off; a pipe or a file is never paged.
+`coral log`, `show` and `diff` on a terminal write into `less` (`CORAL_PAGER`, else `PAGER`,
+else `less`; with `LESS=FRX` unless LESS is set: quit at once when the output fits on one
+screen, keep colours, leave the text on the screen). The output streams into the pager as it is
+made, so the first screen shows before a long history has been read; `q` ends the command.
+`CORAL_PAGER=` (empty) or `cat` turns paging off; a pipe or a file is never paged.
 """
 
 from __future__ import annotations

@@ -42,3 +42,11 @@ def test_an_empty_pager_setting_prints_directly(pane: Pane) -> None:
     pane.type_line("CORAL_PAGER= coral log -n 3 --oneline; echo exit=$?")
     screen = pane.wait_for("exit=0")
     assert "HEAD -> main" in screen and "(END)" not in screen
+
+
+def test_short_output_passes_through_the_pager(pane: Pane) -> None:
+    """`coral show` of a small commit fits on one screen: `less -F` prints it and quits at
+    once (no key needed), and the text stays on the screen (`-X`)."""
+    pane.type_line("coral show; echo exit=$?")
+    screen = pane.wait_for("exit=0")
+    assert "commit " in screen and "Author:" in screen and "tensor" in screen
