@@ -42,8 +42,18 @@ TOKEN_FILE = Annotated[
 ]
 
 
+CA_FILE = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-file",
+        help="https remotes: a PEM certificate to trust (a server with a self-signed one).",
+        show_default=False,
+    ),
+]
+
+
 def _token_path(path: Path | None) -> str | None:
-    """The token file as stored: absolute, so the remote works from any directory."""
+    """A token or CA file as stored: absolute, so the remote works from any directory."""
     return None if path is None else str(path.expanduser().absolute())
 
 
@@ -94,13 +104,19 @@ def remote_add(
         str | None, typer.Option("--endpoint-url", help="S3-compatible endpoint.")
     ] = None,
     token_file: TOKEN_FILE = None,
+    ca_file: CA_FILE = None,
     json_output: JSON = False,
 ) -> None:
     """Add a remote (credentials come from the cloud's environment, never from this file; an
     http(s) remote's token from --token-file, else CORAL_REMOTE_TOKEN)."""
     manager = _manager()
     config = RemoteConfig.from_url(
-        name, url, region=region, endpoint_url=endpoint_url, token_file=_token_path(token_file)
+        name,
+        url,
+        region=region,
+        endpoint_url=endpoint_url,
+        token_file=_token_path(token_file),
+        ca_file=_token_path(ca_file),
     )
     manager.add(config, replace_existing=False)
     if json_output:
@@ -337,6 +353,7 @@ def clone(
     layers: LAYERS = None,
     lazy: LAZY = False,
     token_file: TOKEN_FILE = None,
+    ca_file: CA_FILE = None,
     json_output: JSON = False,
 ) -> None:
     """Create a repository from a remote: add it as `origin`, fetch, check out its branch.
@@ -346,7 +363,9 @@ def clone(
     from coral.version_control.repository import Repository
 
     target_dir = directory or Path(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "repo")
-    config = RemoteConfig.from_url(name, url, token_file=_token_path(token_file))
+    config = RemoteConfig.from_url(
+        name, url, token_file=_token_path(token_file), ca_file=_token_path(ca_file)
+    )
     remote = Remote.from_config(config)
     info = remote.get_remote_info()  # fails early (unreachable, not a Coral remote)
     if not info["initialized"]:

@@ -71,6 +71,24 @@ def serve(
             dir_okay=False,
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            help="Serve https with this PEM certificate (and its chain); needs --tls-key.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            help="The private key (PEM) of --tls-cert.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a read-only web dashboard of the repository (Ctrl-C stops).
 
@@ -85,17 +103,23 @@ def serve(
         raise CoralError("give --token or --token-file, not both")
     if token_file is not None:
         token = access.read_token_file(token_file)
+    if (tls_cert is None) != (tls_key is None):
+        raise CoralError(
+            "https needs both --tls-cert and --tls-key",
+            hint="give the PEM certificate and its private key",
+        )
     access.check_bind(host, token)
     try:
         from coral.web.app import create_app
-        from coral.web.server import serve_forever
+        from coral.web.server import Tls, serve_forever
     except ImportError as exc:  # the `web` extra is not installed
         raise CoralError(
             f"coral serve needs FastAPI and uvicorn ({exc})", hint="pip install 'coral-vcs[web]'"
         ) from None
     repo = open_repo()
     app = create_app(repo, token=token, remote=remote, acl=acl)
-    base = links.base_url(host, port)
+    tls = Tls(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+    base = links.base_url(host, port, "https" if tls else "http")
     record = links.ServerRecord(base, token, os.getpid())
     written = links.write_record(repo.coral_dir, record)
     console = err()
@@ -112,7 +136,7 @@ def serve(
             console.print(f"HTTP remote: {url} ({count} tokens in {escape(str(acl))})")
     console.print("[dim]the dashboard is read-only; Ctrl-C stops[/dim]")
     try:
-        serve_forever(app, host, port, quiet=quiet)
+        serve_forever(app, host, port, quiet=quiet, tls=tls)
     finally:
         links.remove_record(repo.coral_dir, os.getpid())
 

@@ -37,7 +37,7 @@ def _open_one(config: RemoteConfig) -> Backend:
         token = config.token
         if token is None and config.token_file is not None:
             token = read_token_file(config.token_file)
-        return RetryingBackend(HttpBackend(config.url, token=token))
+        return RetryingBackend(HttpBackend(config.url, token=token, ca_file=config.ca_file))
     from coral.storage.cloud import backend_from_url
 
     options: dict[str, object] = {}

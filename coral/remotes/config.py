@@ -50,6 +50,7 @@ class RemoteConfig:
     secret_key: str | None = field(default=None, repr=False)
     token: str | None = field(default=None, repr=False)  # http(s): else token_file, else env
     token_file: str | None = None  # http(s): a file holding the token (its path is stored)
+    ca_file: str | None = None  # https: a PEM certificate to trust (a self-signed server)
     auto_push: bool = False
     auto_pull: bool = False
     urls: list[str] = field(default_factory=list)  # extra URLs packs are spread over by hash
@@ -64,9 +65,9 @@ class RemoteConfig:
                 f"unknown remote backend {self.backend!r}",
                 hint="choose one of s3, gcs, azure, local, http",
             )
-        if self.token_file is not None and self.backend != "http":
+        if (self.token_file or self.ca_file) is not None and self.backend != "http":
             raise RemoteConfigError(
-                f"remote {self.name!r} is not an http(s) remote: a token file is not used",
+                f"remote {self.name!r} is not an http(s) remote: a token or CA file is not used",
                 hint="tokens are for `coral serve --remote` URLs (http://HOST:PORT/remote/)",
             )
 

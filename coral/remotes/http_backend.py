@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     import httpx
 
 TOKEN_ENV = "CORAL_REMOTE_TOKEN"
+CA_ENV = "CORAL_REMOTE_CA"  # a PEM file of certificates to trust for https:// remotes
 ETAG_HEADER = "etag"
 MTIME_HEADER = "x-coral-mtime"
 SIZE_HEADER = "x-coral-size"
@@ -80,6 +83,7 @@ class HttpBackend(Backend):
         url: str,
         *,
         token: str | None = None,
+        ca_file: str | None = None,
         timeout: float = 300.0,
         client: httpx.Client | None = None,
     ) -> None:
@@ -93,6 +97,7 @@ class HttpBackend(Backend):
             )
         self.url = public_url(url) + "/"
         self._token = token or os.environ.get(TOKEN_ENV) or None
+        self._ca_file = ca_file or os.environ.get(CA_ENV) or None
         self._timeout = timeout
         self._client = client
         self._lock = threading.Lock()
@@ -116,6 +121,7 @@ class HttpBackend(Backend):
                     headers["authorization"] = f"Bearer {self._token}"
                 self._client = httpx.Client(
                     headers=headers,
+                    verify=_verify(self._ca_file),
                     timeout=httpx.Timeout(self._timeout, connect=10.0),
                     limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
                     follow_redirects=False,
@@ -145,6 +151,17 @@ class HttpBackend(Backend):
             response = self._http().request(
                 method, target, headers=headers, params=params, content=content
             )
+        except httpx.ConnectError as exc:
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):  # not worth a retry
+                raise BackendError(
+                    f"{self.url}: the server's TLS certificate is not trusted "
+                    f"({reason(exc, self._secrets())})",
+                    hint=f"a self-signed server: pass its certificate with --ca-file CERT.pem on "
+                    f"`coral clone` / `coral remote add`, or set {CA_ENV}",
+                ) from None
+            raise TransientBackendError(
+                f"cannot reach {self.url}: {reason(exc, self._secrets())}"
+            ) from None
         except httpx.TransportError as exc:
             raise TransientBackendError(
                 f"cannot reach {self.url}: {reason(exc, self._secrets())}"
@@ -277,3 +294,18 @@ def _info(doc: Any, key: str) -> ObjectInfo:
         return ObjectInfo(key, int(doc["size"]), str(doc["etag"]), float(doc["mtime"]))
     except (KeyError, TypeError, ValueError):
         raise BackendError(f"{key}: malformed answer: {json.dumps(doc)[:200]}") from None
+
+
+def _verify(ca_file: str | None) -> ssl.SSLContext | bool:
+    """What httpx checks the server's certificate against: `ca_file` (a PEM bundle, for a
+    self-signed `coral serve --tls-cert`), else the system's certificate authorities."""
+    if ca_file is None:
+        return True
+    where = Path(ca_file).expanduser()
+    try:
+        return ssl.create_default_context(cafile=str(where))
+    except (OSError, ssl.SSLError) as exc:
+        raise BackendError(
+            f"cannot use {where} as the remote's certificate: {exc}",
+            hint="give the PEM certificate the server was started with (--tls-cert)",
+        ) from None

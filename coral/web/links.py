@@ -46,8 +46,8 @@ def advertised_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def base_url(host: str, port: int) -> str:
-    return f"http://{advertised_host(host)}:{port}"
+def base_url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://{advertised_host(host)}:{port}"
 
 
 def write_record(coral_dir: Path, record: ServerRecord) -> Path | None:

@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -24,11 +26,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _config(app: Any, host: str, port: int, quiet: bool) -> uvicorn.Config:
+@dataclass(frozen=True)
+class Tls:
+    """The certificate (PEM, with its chain) and private key `coral serve` answers https with."""
+
+    cert: Path
+    key: Path
+
+
+def _config(app: Any, host: str, port: int, quiet: bool, tls: Tls | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
         log_level="warning" if quiet else "info",
         access_log=False,  # uvicorn's would print ?token=...: the app logs requests itself
         server_header=False,
@@ -41,7 +53,9 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(app: Any, host: str, port: int, *, quiet: bool = False) -> None:
+def serve_forever(
+    app: Any, host: str, port: int, *, quiet: bool = False, tls: Tls | None = None
+) -> None:
     """Serve until interrupted (Ctrl-C, or SIGTERM: uvicorn stops, then re-raises the signal,
     which ends up here as KeyboardInterrupt so that the caller's cleanup runs)."""
     app.state.log_requests = not quiet
@@ -51,7 +65,7 @@ def serve_forever(app: Any, host: str, port: int, *, quiet: bool = False) -> Non
         access = logging.getLogger("coral.web.access")
         access.addHandler(handler)
         access.setLevel(logging.INFO)
-    server = uvicorn.Server(_config(app, host, port, quiet))
+    server = uvicorn.Server(_config(app, host, port, quiet, tls))
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
     server.run()

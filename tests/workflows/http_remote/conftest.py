@@ -8,6 +8,7 @@ subprocess with `CORAL_REMOTE_TOKEN` set, as a user runs it.
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -107,11 +108,18 @@ class Server:
         return self.output()
 
 
-def start_server(path: Path, acl: Path, tokens: dict[str, str], *extra: str) -> Server:
+def start_server(
+    path: Path, acl: Path, tokens: dict[str, str], *extra: str, tls: tuple[Path, Path] | None = None
+) -> Server:
+    """`coral serve --remote --acl` of `path`; with `tls` (certificate, key) over https."""
     port = free_port()
     log = path.parent / f"serve-{port}.log"
     handle = open(log, "wb")  # noqa: SIM115 - the process writes it until stopped
     args = ["-C", str(path), "serve", "--port", str(port), "--remote", "--acl", str(acl)]
+    if tls is not None:
+        args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+    scheme = "https" if tls is not None else "http"
+    context = ssl.create_default_context(cafile=str(tls[0])) if tls is not None else None
     proc = subprocess.Popen(
         [*SERVE, *args, *extra],
         stdout=handle,
@@ -119,7 +127,7 @@ def start_server(path: Path, acl: Path, tokens: dict[str, str], *extra: str) -> 
         env={k: v for k, v in os.environ.items() if k != "CORAL_REMOTE_TOKEN"},
     )
     handle.close()
-    server = Server(path, acl, f"http://127.0.0.1:{port}/remote/", tokens, proc, log)
+    server = Server(path, acl, f"{scheme}://127.0.0.1:{port}/remote/", tokens, proc, log)
     deadline = time.monotonic() + 60
     while True:
         if proc.poll() is not None:
@@ -130,7 +138,7 @@ def start_server(path: Path, acl: Path, tokens: dict[str, str], *extra: str) -> 
             headers={"Authorization": f"Bearer {tokens['reader']}"},
         )
         try:
-            urllib.request.urlopen(probe, timeout=5)
+            urllib.request.urlopen(probe, timeout=5, context=context)
             return server
         except urllib.error.HTTPError as exc:
             raise AssertionError(f"coral serve answered {exc.code}: {server.output()}") from None
