@@ -1,13 +1,13 @@
 """Imports deferred to first use: a package's names (`lazy_exports`) and whole modules
 (`lazy_module`), so that `coral log` and other commands that never touch a tensor do not pay
-for numpy or for a package's heavy siblings at start-up."""
+for numpy or for a package's heavy siblings at start-up. `CORAL_TRACE_LAZY=1` prints where each
+stand-in was first read, to find what made a light command import numpy."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +40,8 @@ class LazyModule:
 
     def __getattr__(self, attr: str) -> Any:
         if os.environ.get("CORAL_TRACE_LAZY"):  # which read made the import (start-up work)
+            import traceback
+
             traceback.print_stack(limit=4, file=sys.stderr)
         module = importlib.import_module(self._name)  # thread-safe: the import lock
         if self._namespace.get(self._alias) is self:
