@@ -20,6 +20,9 @@ from coral.version_control.errors import WeightNotFoundError
 from coral.version_control.objects import Commit, FileEntry, TreeEntry
 from coral.version_control.repository import Repository
 
+EXPERIMENT_LINKS = "experiment_commits"  # the experiments component's link table
+
+
 # -- decorations and graph ----------------------------------------------------------------------
 
 
@@ -83,6 +86,8 @@ def graph_rows(commits: list[Commit]) -> list[tuple[str, Commit | None]]:
 
 def linked_experiments(repo: Repository, commits: list[Commit]) -> dict[str, list[Any]]:
     """Commit hash -> experiments that produced it (empty when experiment tracking is absent)."""
+    if EXPERIMENT_LINKS not in repo.database.tables():  # never tracked: nothing to import
+        return {}
     try:
         from coral.experiments.lookup import experiments_for_commits
     except ImportError:
