@@ -5,12 +5,13 @@ and `CORAL_PAGER=` turns paging off. Checked in tmux at 80×24."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tui.test_tmux import Pane
+from tests.tui.test_tmux import WAIT_S, Pane
 
 pytestmark = pytest.mark.skipif(
     shutil.which("tmux") is None or shutil.which("less") is None,
@@ -27,12 +28,22 @@ def pane(long_history: Path) -> Iterator[Pane]:
         p.close()
 
 
+def _prompt(screen: str) -> bool:
+    """Whether the screen's last line is less's `:` prompt."""
+    lines = screen.rstrip("\n").splitlines()
+    return bool(lines) and lines[-1].startswith(":")
+
+
 def test_log_is_paged_and_q_ends_it(pane: Pane) -> None:
     pane.type_line("coral log; echo exit=$?")
     screen = pane.wait_for("HEAD -> main", "Author:")
+    deadline = time.monotonic() + WAIT_S  # less draws its prompt last: wait for it too
+    while not _prompt(screen) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        screen = pane.screen()
     lines = screen.rstrip("\n").splitlines()
     assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
-    assert lines[-1].startswith(":"), lines[-1]  # less waits for a key
+    assert _prompt(screen), lines[-1]  # less waits for a key
     assert "exit=" not in screen  # the command is still running, in the pager
     pane.keys("q")
     pane.wait_for("exit=0")
