@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.cells import cell_len
@@ -78,6 +78,21 @@ def open_repo(ctx: Context | None = None) -> Repository:
 
 
 # -- output -----------------------------------------------------------------------------------
+
+# Options that several commands declare alike.
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+MetricOption = Annotated[
+    list[str] | None, typer.Option("--metric", help="Record a metric NAME=VALUE (repeatable).")
+]
+ListTrainingStateOption = Annotated[
+    bool,
+    typer.Option(
+        "--include-training-state",
+        help="Also list optimizer, scheduler and RNG tensors (left out by default).",
+    ),
+]
+
+
 def out() -> Console:
     """Console for results (stdout). Created per call so test runners' streams are honoured.
     Tables fit its width: the terminal's, else `COLUMNS`, else 80 (DESIGN §8); plain lines are

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coral.cli._common import (
+    JsonOption,
     complete_ref,
     emit_json,
     err,
@@ -54,7 +55,7 @@ SCHEMA = Annotated[
         show_default=False,
     ),
 ]
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JSON = JsonOption
 
 
 # -- validate -----------------------------------------------------------------------------------

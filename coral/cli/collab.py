@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from coral.cli._common import complete_ref, emit_json, first_line, human_bytes, open_repo, out
+from coral.cli._common import (
+    JsonOption,
+    complete_ref,
+    emit_json,
+    first_line,
+    human_bytes,
+    open_repo,
+    out,
+)
 from coral.cli.tables import Column, FitTable
 from coral.errors import CoralError
 from coral.porcelain.collab import (
@@ -32,7 +40,7 @@ if TYPE_CHECKING:
 
 ORDER = 47  # position of this group in `coral --help`
 PANEL = "Collaboration"
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JSON = JsonOption
 REF = Annotated[
     str, typer.Argument(help="The commit (branch, tag, hash, HEAD~1).", autocompletion=complete_ref)
 ]

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from coral.cli._common import emit_json, err, out, repo_root
+from coral.cli._common import JsonOption, emit_json, err, out, repo_root
 from coral.version_control.config_file import toml_value
 
 ORDER = 90
@@ -31,7 +31,7 @@ profile_app = typer.Typer(
 )
 config_app.add_typer(profile_app, name="profile")
 
-JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOutput = JsonOption
 Key = Annotated[str, typer.Argument(help="SECTION.KEY, e.g. storage.mode.", show_default=False)]
 ProfileName = Annotated[str, typer.Argument(help="The profile's name.", show_default=False)]
 

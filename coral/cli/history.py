@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from coral.cli._common import (
+    ListTrainingStateOption,
     complete_ref,
     emit_json,
     first_line,
@@ -222,13 +223,7 @@ def show(
             "--layers", "-l", help="Only tensors matching this pattern, e.g. 'encoder.*'."
         ),
     ] = None,
-    include_training_state: Annotated[
-        bool,
-        typer.Option(
-            "--include-training-state",
-            help="Also list optimizer, scheduler and RNG tensors (left out by default).",
-        ),
-    ] = False,
+    include_training_state: ListTrainingStateOption = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a commit and its tensors, or one tensor (REF:NAME) with its statistics."""

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coral.cli._common import (
+    MetricOption,
     complete_branch,
     complete_ref,
     complete_tag,
@@ -154,9 +155,7 @@ def tag(
     message: Annotated[
         str | None, typer.Option("--message", "-m", help="Description of the version.")
     ] = None,
-    metric: Annotated[
-        list[str] | None, typer.Option("--metric", help="Record a metric NAME=VALUE (repeatable).")
-    ] = None,
+    metric: MetricOption = None,
     delete: Annotated[
         str | None,
         typer.Option(

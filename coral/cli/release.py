@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from coral.cli._common import (
+    ListTrainingStateOption,
     complete_ref,
     emit_json,
     fmt_float,
@@ -142,13 +143,7 @@ def changelog(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the Markdown to this file.")
     ] = None,
-    include_training_state: Annotated[
-        bool,
-        typer.Option(
-            "--include-training-state",
-            help="Also list optimizer, scheduler and RNG tensors (left out by default).",
-        ),
-    ] = False,
+    include_training_state: ListTrainingStateOption = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Write a Markdown changelog from A to B: commits, metric deltas, tensors changed."""

@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from coral.cli._common import emit_json, err, human_bytes, open_repo, out
+from coral.cli._common import JsonOption, emit_json, err, human_bytes, open_repo, out
 from coral.errors import CoralError
 from coral.remotes.config import RemoteConfig, redact_url
 from coral.remotes.layout import NonFastForwardError
@@ -28,7 +28,7 @@ from coral.remotes.remote import PullResult, PushResult, Remote, RemoteManager
 
 ORDER = 45
 PANEL = "Remotes"
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JSON = JsonOption
 remote_app = typer.Typer(help="Manage remotes (S3, MinIO, GCS, Azure Blob, folders).")
 
 
@@ -52,7 +52,7 @@ CA_FILE = Annotated[
 ]
 
 
-def _token_path(path: Path | None) -> str | None:
+def _stored_path(path: Path | None) -> str | None:
     """A token or CA file as stored: absolute, so the remote works from any directory."""
     return None if path is None else str(path.expanduser().absolute())
 
@@ -115,8 +115,8 @@ def remote_add(
         url,
         region=region,
         endpoint_url=endpoint_url,
-        token_file=_token_path(token_file),
-        ca_file=_token_path(ca_file),
+        token_file=_stored_path(token_file),
+        ca_file=_stored_path(ca_file),
     )
     manager.add(config, replace_existing=False)
     if json_output:
@@ -364,7 +364,7 @@ def clone(
 
     target_dir = directory or Path(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1] or "repo")
     config = RemoteConfig.from_url(
-        name, url, token_file=_token_path(token_file), ca_file=_token_path(ca_file)
+        name, url, token_file=_stored_path(token_file), ca_file=_stored_path(ca_file)
     )
     remote = Remote.from_config(config)
     info = remote.get_remote_info()  # fails early (unreachable, not a Coral remote)

@@ -7,8 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from coral.cli._common import emit_json, human_bytes, open_repo, out, parse_metrics, progress
+from coral.cli._common import (
+    MetricOption,
+    emit_json,
+    human_bytes,
+    open_repo,
+    out,
+    parse_metrics,
+    progress,
+)
 from coral.cli.staging import (
+    AuthorOption,
     BaseOption,
     ClusterOption,
     ConfigOption,
@@ -27,13 +36,8 @@ def save(
         typer.Argument(help="Checkpoint files or folders (whatever `coral add` reads)."),
     ],
     message: Annotated[str, typer.Option("--message", "-m", help="Commit message.")],
-    author: Annotated[
-        str | None,
-        typer.Option("--author", help="Author (default: CORAL_AUTHOR, config or user name)."),
-    ] = None,
-    metric: Annotated[
-        list[str] | None, typer.Option("--metric", help="Record a metric NAME=VALUE (repeatable).")
-    ] = None,
+    author: AuthorOption = None,
+    metric: MetricOption = None,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Prepend this to every tensor name.")
     ] = "",

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from coral.cli._common import complete_ref, emit_json, err, open_repo, out
+from coral.cli._common import JsonOption, complete_ref, emit_json, err, open_repo, out
 from coral.errors import CoralError
 from coral.web import access, links
 
@@ -31,7 +31,7 @@ ACL = Annotated[
     Path,
     typer.Option("--acl", help="The ACL file (TOML) holding the tokens' hashes.", dir_okay=False),
 ]
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JSON = JsonOption
 
 
 @serve_app.callback()

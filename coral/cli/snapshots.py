@@ -8,7 +8,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from coral.cli._common import complete_ref, emit_json, open_repo, out
+from coral.cli._common import (
+    JsonOption,
+    ListTrainingStateOption,
+    complete_ref,
+    emit_json,
+    open_repo,
+    out,
+)
 from coral.cli.history import _diff_table
 from coral.utils.report_format import counts_text
 from coral.version_control.diff import DiffResult
@@ -17,14 +24,8 @@ ORDER = 41  # beside checkout, in "Branches, tags, merges"
 PANEL = "Branches, tags, merges"
 
 Ref = Annotated[str, typer.Argument(help="Branch, tag or commit.", autocompletion=complete_ref)]
-JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-TrainingState = Annotated[
-    bool,
-    typer.Option(
-        "--include-training-state",
-        help="Also list optimizer, scheduler and RNG tensors (left out by default).",
-    ),
-]
+JsonOutput = JsonOption
+TrainingState = ListTrainingStateOption
 
 
 def _print_changes(

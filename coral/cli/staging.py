@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from coral.cli._common import (
+    MetricOption,
     complete_weight,
     emit_json,
     err,
@@ -38,6 +39,11 @@ ClusterOption = Annotated[
         help="Encode chunks on this Dask scheduler's workers (tcp://HOST:PORT; `local`: "
         "this machine). Default: CORAL_DASK_SCHEDULER, else [cluster] scheduler.",
     ),
+]
+
+AuthorOption = Annotated[
+    str | None,
+    typer.Option("--author", help="Author (default: CORAL_AUTHOR, config or user name)."),
 ]
 
 # What a commit records of where it came from (`coral commit`, `save`, `import`).
@@ -139,13 +145,8 @@ def status(
 
 def commit(
     message: Annotated[str, typer.Option("--message", "-m", help="Commit message.")],
-    author: Annotated[
-        str | None,
-        typer.Option("--author", help="Author (default: CORAL_AUTHOR, config or user name)."),
-    ] = None,
-    metric: Annotated[
-        list[str] | None, typer.Option("--metric", help="Record a metric NAME=VALUE (repeatable).")
-    ] = None,
+    author: AuthorOption = None,
+    metric: MetricOption = None,
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Commit even if nothing changed.")
     ] = False,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from coral.cli._common import emit_json, fmt_time, open_repo, out, phase_progress
+from coral.cli._common import JsonOption, emit_json, fmt_time, open_repo, out, phase_progress
 from coral.cli.history import _diff_table
 from coral.utils.report_format import COUNT_ORDER, ENGINE_LABELS
 
@@ -23,7 +23,7 @@ stash_app = typer.Typer(
 Message = Annotated[
     str | None, typer.Option("--message", "-m", help="Describe the stash (default: WIP on ...).")
 ]
-JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOutput = JsonOption
 StashRef = Annotated[str, typer.Argument(help="Which entry: 0 (the newest), 1, ... or stash@{N}.")]
 
 

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from coral.cli._common import (
+    MetricOption,
     complete_ref,
     emit_json,
     human_bytes,
@@ -42,9 +43,7 @@ def import_(
         str | None, typer.Option("--message", "-m", help="Commit message (default: 'Import PATH').")
     ] = None,
     author: Annotated[str | None, typer.Option("--author", help="Commit author.")] = None,
-    metric: Annotated[
-        list[str] | None, typer.Option("--metric", help="Record a metric NAME=VALUE (repeatable).")
-    ] = None,
+    metric: MetricOption = None,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Prepend this to every tensor name.")
     ] = "",

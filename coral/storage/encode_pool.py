@@ -186,8 +186,7 @@ def _probe(settings: ClusterSettings) -> None:
     """Fail at once when nothing listens (Dask itself retries until its timeout)."""
     parts = urlsplit(settings.scheduler or "")
     if parts.scheme in ("tcp", "tls", "ws", "wss") and parts.hostname and parts.port:
-        with socket.create_connection((parts.hostname, parts.port), timeout=settings.timeout):
-            pass
+        socket.create_connection((parts.hostname, parts.port), timeout=settings.timeout).close()
 
 
 def _reason(exc: BaseException) -> str:

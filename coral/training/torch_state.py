@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,9 +37,6 @@ from coral.training.integration_base import SnapshotIntegration
 from coral.training.snapshot import Snapshot, copy_tensors
 from coral.training.state import FORMAT, TrainingState
 from coral.training.state_codec import StateEncoder, decode_state, storage_key
-
-if TYPE_CHECKING:
-    pass
 
 _V = TypeVar("_V")
 

@@ -49,7 +49,7 @@ def _param(annotation: object) -> PlainRuntimeParam:
     """The plain coercion typer's parameter `--x` of type `annotation` gets."""
 
     def f(x: str | None = None) -> None:
-        pass
+        """A command whose one option typer converts."""
 
     f.__annotations__["x"] = annotation | None  # type: ignore[operator]
     app_ = typer.Typer(add_completion=False)

@@ -17,20 +17,9 @@ from typer.testing import CliRunner, Result
 
 from coral.cli.main import app
 from coral.version_control.repository import Repository
+from tests.workflows.readme_model import readme_model as model
 
 Invoke = Callable[..., Result]
-
-
-def model(step: int = 0) -> dict[str, np.ndarray]:
-    """The README fixture's model; `step` > 0 fine-tunes head.weight only."""
-    rng = np.random.default_rng(0)
-    base = {
-        "encoder.weight": rng.standard_normal((64, 64)).astype(np.float32),
-        "encoder.bias": np.zeros(64, np.float32),
-        "head.weight": rng.standard_normal((8, 64)).astype(np.float32),
-    }
-    base["head.weight"] = base["head.weight"] + np.float32(0.01 * step)
-    return base
 
 
 def broken() -> dict[str, np.ndarray]:

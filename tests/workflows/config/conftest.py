@@ -9,7 +9,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from safetensors.numpy import save_file
 from typer.testing import CliRunner, Result
@@ -17,22 +16,11 @@ from typer.testing import CliRunner, Result
 from coral.cli.main import app
 from coral.version_control.repository import Repository
 from tests.cli.conftest import assert_user_error as assert_user_error
+from tests.workflows.readme_model import readme_model as weights
 
 ROOT = Path(__file__).resolve().parents[3]
 Run = Callable[..., Result]
 Proc = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def weights(step: int = 0) -> dict[str, np.ndarray]:
-    """The README's small model; `step` moves head.weight a little."""
-    rng = np.random.default_rng(0)
-    base = {
-        "encoder.weight": rng.standard_normal((64, 64)).astype(np.float32),
-        "encoder.bias": np.zeros(64, np.float32),
-        "head.weight": rng.standard_normal((8, 64)).astype(np.float32),
-    }
-    base["head.weight"] = base["head.weight"] + np.float32(0.01 * step)
-    return base
 
 
 @pytest.fixture

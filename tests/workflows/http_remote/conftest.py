@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("fastapi", reason="coral serve needs the `web` extra")
@@ -26,19 +25,10 @@ pytest.importorskip("httpx", reason="HTTP remotes need httpx")
 
 from coral.version_control.repository import Repository
 from coral.web.server import free_port
+from tests.workflows.readme_model import readme_model as model
 
 SERVE = [sys.executable, "-m", "coral.cli.main"]
 TOKENS = {"reader": {}, "writer": {"write": ["*"]}, "bot": {"write": ["feature/*"]}}
-
-
-def model(step: int) -> dict[str, np.ndarray]:
-    """The README fixture's model; `step` > 0 fine-tunes head.weight only."""
-    rng = np.random.default_rng(0)
-    return {
-        "encoder.weight": rng.standard_normal((64, 64)).astype(np.float32),
-        "encoder.bias": np.zeros(64, np.float32),
-        "head.weight": rng.standard_normal((8, 64)).astype(np.float32) + np.float32(0.01 * step),
-    }
 
 
 def build_repository(path: Path) -> Path:

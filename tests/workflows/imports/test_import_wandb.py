@@ -256,9 +256,7 @@ def test_a_sharded_checkpoint_is_one_commit(coral, repo_path, tmp_path):
     """HF Trainer's `checkpoint-N/` folders of shards: one commit per folder, its step from
     the folder's name, every tensor of every shard in it (before, one commit per shard)."""
     run = tmp_path / "artifact"
-    expected = {
-        step: _sharded_checkpoint(run / f"checkpoint-{step}", step) for step in (200, 100)
-    }
+    expected = {step: _sharded_checkpoint(run / f"checkpoint-{step}", step) for step in (200, 100)}
     result = coral("import-wandb", str(run), "--json")
     assert result.exit_code == 0, result.output
     commits = json.loads(result.stdout)["commits"]

@@ -7,26 +7,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from safetensors.numpy import save_file
 from typer.testing import CliRunner, Result
 
 from coral.cli.main import app
+from tests.workflows.readme_model import readme_model as model
 
 Invoke = Callable[..., Result]
-
-
-def model(step: int) -> dict[str, np.ndarray]:
-    """The README fixture's model; `step` > 0 fine-tunes head.weight only."""
-    rng = np.random.default_rng(0)
-    base = {
-        "encoder.weight": rng.standard_normal((64, 64)).astype(np.float32),
-        "encoder.bias": np.zeros(64, np.float32),
-        "head.weight": rng.standard_normal((8, 64)).astype(np.float32),
-    }
-    base["head.weight"] = base["head.weight"] + np.float32(0.01 * step)
-    return base
 
 
 @pytest.fixture
